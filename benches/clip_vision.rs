@@ -1,0 +1,2 @@
+//! Benchmark placeholder: replaced by the issue that owns it.
+fn main() {}
