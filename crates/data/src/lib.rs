@@ -1,1 +1,47 @@
-//! placeholder
+//! Everything between multi-modal ReID dataset files and batches of tensors.
+//!
+//! - [`load_dataset`] reads the five public benchmarks as users have them (RGBNT201, RGBNT100,
+//!   MSVR310, Market1501-MM, WMVEID863) and a documented custom layout, pairs the three modalities
+//!   by file name, relabels training identities and attaches the IDEA/NEXT captions.
+//! - [`transform`] holds the reference train/test transforms on raw `f32` buffers.
+//! - [`PkSampler`] draws P identities x K instances per batch, deterministic from a seed.
+//! - [`BatchStream`] decodes on worker threads ahead of the model and yields [`TripletBatch`]es.
+//! - [`synth`] writes a synthetic tri-spectral benchmark in the RGBNT201 layout.
+//!
+//! # Custom layout
+//!
+//! ```text
+//! <root>/train/{RGB,NI,TI}/<name>     training images (same file name in the three folders)
+//! <root>/query/{RGB,NI,TI}/<name>     query images
+//! <root>/gallery/{RGB,NI,TI}/<name>   gallery images
+//! <captions>/{train,test}_{RGB,NI,TI}.json   optional captions (test covers query and gallery)
+//! ```
+//!
+//! A name is `PID_cCAM_anything.ext` (camera ids as written, 0-based or not) or, for data without
+//! cameras, `PID_anything.ext`; a negative pid marks a distractor and is skipped. Without cameras,
+//! every query gets camera 0 and every gallery image camera 1, so the standard protocol (drop
+//! same-pid same-camera gallery items) drops nothing and evaluation stays correct;
+//! [`Dataset::has_camera_ids`] says which case applies. Mixing both name forms is an error.
+//! Images are JPEG, PNG or BMP of any size (resized to the configured size).
+
+pub mod captions;
+pub mod config;
+pub mod dataset;
+pub mod error;
+pub mod loader;
+pub mod names;
+pub mod sampler;
+pub mod scan;
+pub mod synth;
+pub mod transform;
+
+pub use config::{
+    AugmentSync, BadSamplePolicy, DatasetConfig, DatasetKind, MissingCaptionPolicy, Normalization, Split,
+};
+pub use dataset::{load_dataset, Dataset, LoadReport, TripletRecord};
+pub use error::{DataError, Result};
+pub use loader::{eval_stream, train_stream, BatchStream, HostBatch, LoadMode, LoaderConfig, TripletBatch};
+pub use sampler::{PkSampler, SamplerState};
+pub use scan::TripletImages;
+pub use synth::{write_synthetic, SynthConfig, SynthSummary};
+pub use transform::TransformConfig;

@@ -1,1 +1,12 @@
-//! placeholder
+//! Re-identification losses of NEXT (Eq. 12): label-smoothed identity cross-entropy on the BNNeck
+//! logits, batch-hard triplet loss on Euclidean distances of the pre-BN feature, and the BNNeck
+//! head itself. Loss functions are pure functions on tensors, generic over any Burn backend.
+
+mod bnneck;
+mod functions;
+
+pub use bnneck::{BnNeck, BnNeckConfig, BnNeckOutput};
+pub use functions::{
+    batch_hard_triplet, label_smoothed_cross_entropy, pairwise_euclidean, reid_loss, ReidLoss,
+    ReidLossConfig, TripletMargin,
+};

@@ -1,1 +1,60 @@
-//! placeholder
+//! The NEXT model: a CLIP ViT shared by the RGB, NIR and TIR images, a frozen CLIP text encoder,
+//! text-modulated semantic experts (TMSE), context-shared structure experts (CSSE), multi-grained
+//! features aggregation (MGFA) and a BNNeck head, configured from TOML; plus the parameter and
+//! multiply-add report of the paper's Table VIII.
+
+mod config;
+mod cost;
+mod model;
+mod sentences;
+
+pub use config::{ClipPreset, ClipSource, FeatureStage, NextConfig, TextMode};
+pub use cost::{cost_report, CostReport, CostRow};
+pub use model::{l2_normalize, NextInput, NextModel, NextOutput, SharedTokenizer};
+pub use sentences::{join_sentences, SampleCaptions, SentenceSampler};
+
+use std::path::PathBuf;
+
+/// Errors of building, running, saving and loading the NEXT model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// An invalid configuration (the file is named when it came from one).
+    #[error("invalid NEXT config{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Config {
+        /// The config file, when the config was read from one.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error(transparent)]
+    File(#[from] next_common::FileError),
+    /// A CLIP config, weight or tokenizer problem.
+    #[error(transparent)]
+    Clip(#[from] next_clip::ClipError),
+    /// Expert layer input problem.
+    #[error(transparent)]
+    Experts(#[from] next_experts::ExpertError),
+    /// Aggregation problem.
+    #[error(transparent)]
+    Aggregation(#[from] next_aggregation::AggregationError),
+    /// A training batch without the caption that `text = "required"` demands.
+    #[error("sample {sample}, modality {modality}: caption missing but the config has text = \"required\"")]
+    MissingCaption {
+        /// Index of the sample in the batch.
+        sample: usize,
+        /// Modality index (0 RGB, 1 NIR, 2 TIR).
+        modality: usize,
+    },
+    /// Inputs of the wrong shape or range.
+    #[error("invalid model input: {0}")]
+    Input(String),
+    /// A checkpoint that could not be written or does not fit the model.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What went wrong, and what was expected.
+        message: String,
+    },
+}

@@ -1,0 +1,157 @@
+//! CLIP tokenization on a Hugging Face `tokenizer.json`, with CLIP's fixed context of 77 tokens.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::Tokenizer;
+
+use crate::error::ClipError;
+
+/// CLIP's context length: every tokenized text is exactly this long.
+pub const CONTEXT_LENGTH: usize = 77;
+
+/// Id used to pad after the end-of-text token (as OpenAI CLIP does).
+pub const PAD_ID: u32 = 0;
+
+/// Start-of-text token.
+pub const START_TOKEN: &str = "<|startoftext|>";
+
+/// End-of-text token.
+pub const END_TOKEN: &str = "<|endoftext|>";
+
+/// The committed `assets/clip/tokenizer.json`, built from OpenAI's BPE merges.
+static BUILTIN_TOKENIZER_JSON: &[u8] = include_bytes!("../../../assets/clip/tokenizer.json");
+
+/// A text as CLIP token ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizedText {
+    /// `CONTEXT_LENGTH` ids: start-of-text, the text, end-of-text, then `PAD_ID` padding.
+    pub ids: Vec<u32>,
+    /// 1 for the start/text/end tokens, 0 for padding.
+    pub attention_mask: Vec<u32>,
+    /// Whether the text was cut to fit (its end-of-text token is then the last id).
+    pub truncated: bool,
+}
+
+impl TokenizedText {
+    /// Number of real tokens (start and end tokens included).
+    pub fn len(&self) -> usize {
+        self.attention_mask.iter().filter(|&&m| m != 0).count()
+    }
+
+    /// Whether there are no real tokens (never the case for encoder output).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// CLIP's BPE tokenizer (lower-case, whitespace folded, `[SOT] ... [EOT]`, 77 tokens).
+#[derive(Clone)]
+pub struct ClipTokenizer {
+    inner: Tokenizer,
+    start_id: u32,
+    end_id: u32,
+}
+
+impl std::fmt::Debug for ClipTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipTokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("start_id", &self.start_id)
+            .field("end_id", &self.end_id)
+            .finish()
+    }
+}
+
+impl ClipTokenizer {
+    /// Load a Hugging Face `tokenizer.json` of a CLIP checkpoint.
+    pub fn from_file(path: &Path) -> Result<Self, ClipError> {
+        if !path.is_file() {
+            return Err(ClipError::MissingFile {
+                path: path.to_path_buf(),
+                expected: "a Hugging Face CLIP tokenizer.json",
+            });
+        }
+        let bytes = next_common::read_file(path)?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// The tokenizer built from OpenAI's BPE merges and embedded in the crate.
+    pub fn builtin() -> Result<Self, ClipError> {
+        Self::from_bytes(BUILTIN_TOKENIZER_JSON, Path::new("<builtin assets/clip/tokenizer.json>"))
+    }
+
+    fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ClipError> {
+        let error = |message: String| ClipError::Tokenizer { path: PathBuf::from(path), message };
+        let mut inner = Tokenizer::from_bytes(bytes).map_err(|e| error(e.to_string()))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| error(e.to_string()))?;
+        let id = |token: &str| {
+            inner.token_to_id(token).ok_or_else(|| error(format!("no {token} token in the vocabulary")))
+        };
+        let start_id = id(START_TOKEN)?;
+        let end_id = id(END_TOKEN)?;
+        Ok(Self { inner, start_id, end_id })
+    }
+
+    /// Vocabulary size, special tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Id of `<|startoftext|>`.
+    pub fn start_id(&self) -> u32 {
+        self.start_id
+    }
+
+    /// Id of `<|endoftext|>`.
+    pub fn end_id(&self) -> u32 {
+        self.end_id
+    }
+
+    /// Tokenize one text: `[SOT] text [EOT]`, cut to 77 with the end token kept last, padded
+    /// with `PAD_ID`.
+    pub fn encode(&self, text: &str) -> Result<TokenizedText, ClipError> {
+        let encoding = self.inner.encode(text, false).map_err(|e| ClipError::Encode {
+            text: text.chars().take(60).collect(),
+            message: e.to_string(),
+        })?;
+        let body = encoding.get_ids();
+        let room = CONTEXT_LENGTH - 2;
+        let truncated = body.len() > room;
+        let mut ids = Vec::with_capacity(CONTEXT_LENGTH);
+        ids.push(self.start_id);
+        ids.extend_from_slice(&body[..body.len().min(room)]);
+        ids.push(self.end_id);
+        let real = ids.len();
+        ids.resize(CONTEXT_LENGTH, PAD_ID);
+        let attention_mask = (0..CONTEXT_LENGTH).map(|i| u32::from(i < real)).collect();
+        Ok(TokenizedText { ids, attention_mask, truncated })
+    }
+
+    /// Tokenize several texts.
+    pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<TokenizedText>, ClipError> {
+        texts.iter().map(|text| self.encode(text)).collect()
+    }
+}
+
+/// Split a caption into sentences on '.', trimmed, empty pieces dropped.
+pub fn split_sentences(caption: &str) -> Vec<String> {
+    caption
+        .split('.')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_are_trimmed_and_non_empty() {
+        let s = split_sentences("  A man in red.  He carries a bag..  Blurry. ");
+        assert_eq!(s, vec!["A man in red", "He carries a bag", "Blurry"]);
+        assert!(split_sentences(" . .. ").is_empty());
+    }
+}

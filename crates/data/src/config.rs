@@ -1,0 +1,236 @@
+//! Dataset configuration: which layout, where, and what to do with imperfect data.
+
+use crate::error::{DataError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The on-disk layouts this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// RGBNT201 persons: `train_171/{RGB,NI,TI}`, `test/{RGB,NI,TI}` (test is query and gallery).
+    Rgbnt201,
+    /// RGBNT100 vehicles: `rgbir/{bounding_box_train,query,bounding_box_test}` with 768x128 strips.
+    Rgbnt100,
+    /// MSVR310 vehicles: `{bounding_box_train,query3,bounding_box_test}/<vid>/{vis,ni,th}`.
+    Msvr310,
+    /// Market1501-MM persons: `{train,query,gallery}/{RGB,NI,TI}` with Market names.
+    MarketMm,
+    /// WMVEID863 vehicles: `{train,query,test}/<vid>/{vis,ni,th}`.
+    Wmveid863,
+    /// The documented generic layout (see the crate docs).
+    Custom,
+}
+
+impl DatasetKind {
+    /// Human-readable layout name, used in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Rgbnt201 => "RGBNT201",
+            DatasetKind::Rgbnt100 => "RGBNT100",
+            DatasetKind::Msvr310 => "MSVR310",
+            DatasetKind::MarketMm => "Market1501-MM",
+            DatasetKind::Wmveid863 => "WMVEID863",
+            DatasetKind::Custom => "custom",
+        }
+    }
+
+    /// Whether the objects are vehicles (wide images) rather than persons (tall images).
+    pub fn is_vehicle(self) -> bool {
+        matches!(self, DatasetKind::Rgbnt100 | DatasetKind::Msvr310 | DatasetKind::Wmveid863)
+    }
+
+    /// Default model input size `[height, width]`: 256x128 for persons, 128x256 for vehicles.
+    pub fn default_image_size(self) -> [u32; 2] {
+        if self.is_vehicle() {
+            [128, 256]
+        } else {
+            [256, 128]
+        }
+    }
+
+    /// Whether the evaluation protocol ignores cameras and excludes same-scene matches instead.
+    pub fn uses_scene_protocol(self) -> bool {
+        matches!(self, DatasetKind::Msvr310)
+    }
+}
+
+/// The three splits of a ReID benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Training images (labels relabelled 0..N-1).
+    Train,
+    /// Query images of the evaluation.
+    Query,
+    /// Gallery images of the evaluation.
+    Gallery,
+}
+
+impl Split {
+    /// All splits in order train, query, gallery.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Query, Split::Gallery];
+
+    /// Prefix of the caption files for this split (`train` or `test`; query and gallery share `test`).
+    pub fn caption_prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Query | Split::Gallery => "test",
+        }
+    }
+
+    /// Position in [`Split::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Split::Train => 0,
+            Split::Query => 1,
+            Split::Gallery => 2,
+        }
+    }
+}
+
+/// What to do with a sample that breaks a rule (missing partner, unparseable name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadSamplePolicy {
+    /// Stop with an error naming the file (default).
+    #[default]
+    Error,
+    /// Skip the sample and count it in the load report.
+    Skip,
+}
+
+/// What to do with an image that has no caption entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingCaptionPolicy {
+    /// Stop with an error naming the image and the caption file.
+    Error,
+    /// Use an empty text and count it in the load report (the reference behaviour; default).
+    #[default]
+    Empty,
+}
+
+/// Pixel normalisation after scaling to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalization {
+    /// mean = std = 0.5 per channel (the reference default).
+    #[default]
+    Half,
+    /// CLIP mean (0.4815, 0.4578, 0.4082) and std (0.2686, 0.2613, 0.2758).
+    Clip,
+}
+
+impl Normalization {
+    /// Per-channel (mean, std).
+    pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
+        match self {
+            Normalization::Half => ([0.5; 3], [0.5; 3]),
+            Normalization::Clip => (
+                [0.481_454_66, 0.457_827_5, 0.408_210_73],
+                [0.268_629_55, 0.261_302_6, 0.275_777_1],
+            ),
+        }
+    }
+}
+
+/// Whether the random augmentation draws are shared by the three modalities of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AugmentSync {
+    /// Independent draws per modality (the reference behaviour; default).
+    #[default]
+    Independent,
+    /// The same flip, crop and erasing for all three (the modalities are pixel-aligned).
+    Synchronised,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where a dataset is and how to read it. Deserialisable from TOML/JSON; unknown fields are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Dataset root folder (the folder holding the split folders).
+    pub root: PathBuf,
+    /// Layout of the folder.
+    pub kind: DatasetKind,
+    /// Folder with the caption JSON files (`train_RGB.json`, ..., `test_TI.json`); none: no captions.
+    #[serde(default)]
+    pub captions: Option<PathBuf>,
+    /// A modality image without partners: error (default) or skip.
+    #[serde(default)]
+    pub missing_partner: BadSamplePolicy,
+    /// A file name that does not follow the naming rule: error (default) or skip.
+    #[serde(default)]
+    pub bad_name: BadSamplePolicy,
+    /// An image without caption entry: empty text (default) or error.
+    #[serde(default)]
+    pub missing_caption: MissingCaptionPolicy,
+    /// Model input size `[height, width]`; default by kind (256x128 persons, 128x256 vehicles).
+    #[serde(default)]
+    pub image_size: Option<[u32; 2]>,
+    /// Pixel normalisation (`half` default, or `clip`).
+    #[serde(default)]
+    pub normalization: Normalization,
+    /// Augmentation draws per modality (`independent` default, or `synchronised`).
+    #[serde(default)]
+    pub augment_sync: AugmentSync,
+    /// Apply random erasing in the train transform (default true).
+    #[serde(default = "default_true")]
+    pub random_erasing: bool,
+}
+
+impl DatasetConfig {
+    /// A configuration with every policy at its default.
+    pub fn new(root: impl Into<PathBuf>, kind: DatasetKind) -> Self {
+        Self {
+            root: root.into(),
+            kind,
+            captions: None,
+            missing_partner: BadSamplePolicy::Error,
+            bad_name: BadSamplePolicy::Error,
+            missing_caption: MissingCaptionPolicy::Empty,
+            image_size: None,
+            normalization: Normalization::Half,
+            augment_sync: AugmentSync::Independent,
+            random_erasing: true,
+        }
+    }
+
+    /// Builder: read captions from `folder`.
+    pub fn with_captions(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.captions = Some(folder.into());
+        self
+    }
+
+    /// The effective input size `[height, width]`.
+    pub fn size(&self) -> [u32; 2] {
+        self.image_size.unwrap_or_else(|| self.kind.default_image_size())
+    }
+
+    /// Parse a configuration from TOML text; `origin` names the file in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| DataError::Config {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Check value ranges; `origin` names the file in errors.
+    pub fn validate(&self, origin: &Path) -> Result<()> {
+        let [h, w] = self.size();
+        if h == 0 || w == 0 || h > 4096 || w > 4096 {
+            return Err(DataError::Config {
+                path: origin.to_path_buf(),
+                reason: format!("image_size must be within 1..=4096, got [{h}, {w}]"),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,293 @@
+//! Batches: worker threads decode and transform samples ahead of the model (a bounded number of
+//! batches in flight), and the consumer packs them into Burn tensors.
+
+use crate::dataset::TripletRecord;
+use crate::error::{DataError, Result};
+use crate::transform::{load_triplet, mix_seed, test_transform, train_transform_triplet, TransformConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Loader settings (serialisable for configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Instances per identity in a training batch (K of the PK sampler).
+    pub instances_per_id: usize,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Batches prepared ahead of the consumer (bounds memory).
+    pub prefetch: usize,
+    /// Base seed of sampling and augmentation.
+    pub seed: u64,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self { batch_size: 64, instances_per_id: 8, workers: 2, prefetch: 2, seed: 1 }
+    }
+}
+
+/// One batch on the host: transformed pixels and ids, before conversion to tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// Pixels per modality (RGB, NIR, TIR), each `[B, 3, H, W]` row-major.
+    pub pixels: [Vec<f32>; 3],
+    /// Image `[height, width]`.
+    pub size: [u32; 2],
+    /// Record indices of the samples.
+    pub indices: Vec<usize>,
+    /// Training labels (relabelled pids in train, raw pids elsewhere).
+    pub labels: Vec<i64>,
+    /// Raw pids.
+    pub pids: Vec<i64>,
+    /// Camera ids.
+    pub camids: Vec<i64>,
+    /// Scene ids (-1 where none).
+    pub sceneids: Vec<i64>,
+    /// Captions per modality.
+    pub captions: [Vec<String>; 3],
+}
+
+/// A batch of triplets as tensors.
+#[derive(Debug, Clone)]
+pub struct TripletBatch<B: Backend> {
+    /// Images per modality (RGB, NIR, TIR), each `[B, 3, H, W]`, normalised.
+    pub images: [Tensor<B, 4>; 3],
+    /// Training labels `[B]` (relabelled pids in train, raw pids in query/gallery).
+    pub pids: Tensor<B, 1, Int>,
+    /// Camera ids `[B]`.
+    pub camids: Tensor<B, 1, Int>,
+    /// Captions per modality.
+    pub captions: [Vec<String>; 3],
+    /// Raw pids.
+    pub raw_pids: Vec<i64>,
+    /// Camera ids as plain numbers.
+    pub raw_camids: Vec<i64>,
+    /// Scene ids (-1 where none).
+    pub sceneids: Vec<i64>,
+    /// Record indices of the samples.
+    pub indices: Vec<usize>,
+}
+
+impl HostBatch {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Whether the batch holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Move the batch to `device` as tensors.
+    pub fn into_tensors<B: Backend>(self, device: &B::Device) -> TripletBatch<B> {
+        let n = self.len();
+        let [h, w] = self.size.map(|v| v as usize);
+        let [p0, p1, p2] = self.pixels;
+        let image = |p: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(p, [n, 3, h, w]), device);
+        let ints = |v: &[i64]| Tensor::<B, 1, Int>::from_data(TensorData::new(v.to_vec(), [n]), device);
+        TripletBatch {
+            images: [image(p0), image(p1), image(p2)],
+            pids: ints(&self.labels),
+            camids: ints(&self.camids),
+            captions: self.captions,
+            raw_pids: self.pids,
+            raw_camids: self.camids,
+            sceneids: self.sceneids,
+            indices: self.indices,
+        }
+    }
+}
+
+/// How samples are transformed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadMode {
+    /// Train transform; per-sample seeds derive from (seed, epoch, batch, position).
+    Train {
+        /// Base seed.
+        seed: u64,
+        /// Epoch number.
+        epoch: u64,
+        /// Index of the first batch of the job list within its epoch (for resumed epochs).
+        first_batch: usize,
+    },
+    /// Test transform (no randomness).
+    Eval,
+}
+
+/// Decode and transform one batch of records on the calling thread pool.
+pub fn load_batch(
+    records: &[TripletRecord],
+    indices: &[usize],
+    cfg: &TransformConfig,
+    mode: LoadMode,
+    batch_number: usize,
+) -> Result<HostBatch> {
+    let len = cfg.image_len();
+    let n = indices.len();
+    if let Some(&bad) = indices.iter().find(|&&i| i >= records.len()) {
+        return Err(DataError::Setting(format!("record index {bad} out of range ({} records)", records.len())));
+    }
+    let mut planes = vec![0.0f32; n * 3 * len];
+    planes.par_chunks_mut(3 * len).zip(indices.par_iter().enumerate()).try_for_each(
+        |(out, (pos, &idx))| -> Result<()> {
+            let imgs = load_triplet(&records[idx].images)?;
+            match mode {
+                LoadMode::Train { seed, epoch, first_batch } => {
+                    let s = mix_seed(&[seed, epoch, (first_batch + batch_number) as u64, pos as u64]);
+                    train_transform_triplet(&imgs, cfg, s, out);
+                }
+                LoadMode::Eval => {
+                    for (m, o) in out.chunks_mut(len).enumerate() {
+                        test_transform(&imgs[m], cfg, o);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    // Regroup sample-major [n][3][len] into modality-major [3][n][len].
+    let mut pixels: [Vec<f32>; 3] = Default::default();
+    for (m, dst) in pixels.iter_mut().enumerate() {
+        dst.reserve_exact(n * len);
+        for s in 0..n {
+            let start = s * 3 * len + m * len;
+            dst.extend_from_slice(&planes[start..start + len]);
+        }
+    }
+    let pick = |f: fn(&TripletRecord) -> i64| indices.iter().map(|&i| f(&records[i])).collect::<Vec<_>>();
+    let captions = [0, 1, 2].map(|m| indices.iter().map(|&i| records[i].captions[m].clone()).collect());
+    Ok(HostBatch {
+        pixels,
+        size: cfg.size,
+        indices: indices.to_vec(),
+        labels: pick(|r| r.label),
+        pids: pick(|r| r.pid),
+        camids: pick(|r| r.camid),
+        sceneids: pick(|r| r.sceneid),
+        captions,
+    })
+}
+
+/// A stream of batches prepared by worker threads, at most `prefetch` ahead of the consumer.
+/// Batches arrive in job order whatever the thread timing; dropping the stream stops the workers.
+pub struct BatchStream {
+    receiver: Option<Receiver<Result<HostBatch>>>,
+    worker: Option<JoinHandle<()>>,
+    remaining: usize,
+}
+
+impl BatchStream {
+    /// Start workers over `jobs` (record indices per batch).
+    pub fn start(
+        records: Arc<Vec<TripletRecord>>,
+        jobs: Vec<Vec<usize>>,
+        cfg: TransformConfig,
+        mode: LoadMode,
+        workers: usize,
+        prefetch: usize,
+    ) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers.max(1))
+            .thread_name(|i| format!("next-data-{i}"))
+            .build()
+            .map_err(|e| DataError::Worker(e.to_string()))?;
+        let (tx, rx) = sync_channel(prefetch.max(1));
+        let remaining = jobs.len();
+        let worker = std::thread::Builder::new()
+            .name("next-data-loader".into())
+            .spawn(move || {
+                for (b, job) in jobs.iter().enumerate() {
+                    let batch = pool.install(|| load_batch(&records, job, &cfg, mode, b));
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| DataError::Worker(e.to_string()))?;
+        Ok(Self { receiver: Some(rx), worker: Some(worker), remaining })
+    }
+
+    /// Batches not yet received.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// The next batch as tensors on `device`, or `None` at the end.
+    pub fn next_tensors<B: Backend>(&mut self, device: &B::Device) -> Option<Result<TripletBatch<B>>> {
+        self.next().map(|r| r.map(|b| b.into_tensors(device)))
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<HostBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let rx = self.receiver.as_ref()?;
+        match rx.recv() {
+            Ok(Ok(batch)) => {
+                self.remaining -= 1;
+                Some(Ok(batch))
+            }
+            Ok(Err(e)) => {
+                self.remaining = 0;
+                Some(Err(e))
+            }
+            Err(_) => {
+                self.remaining = 0;
+                Some(Err(DataError::Worker("loader thread ended early".into())))
+            }
+        }
+    }
+}
+
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        self.receiver.take();
+        if let Some(handle) = self.worker.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Evaluation batches over `records` in order (no augmentation), `batch_size` each (the last may be smaller).
+pub fn eval_stream(
+    records: &[TripletRecord],
+    cfg: TransformConfig,
+    batch_size: usize,
+    workers: usize,
+    prefetch: usize,
+) -> Result<BatchStream> {
+    if batch_size == 0 {
+        return Err(DataError::Setting("batch size must be positive".into()));
+    }
+    let jobs: Vec<Vec<usize>> =
+        (0..records.len()).collect::<Vec<_>>().chunks(batch_size).map(|c| c.to_vec()).collect();
+    BatchStream::start(Arc::new(records.to_vec()), jobs, cfg, LoadMode::Eval, workers, prefetch)
+}
+
+/// Training batches of one epoch from a PK sampler, starting at `state.next_batch`.
+pub fn train_stream(
+    records: &[TripletRecord],
+    sampler: &crate::sampler::PkSampler,
+    state: &crate::sampler::SamplerState,
+    cfg: TransformConfig,
+    workers: usize,
+    prefetch: usize,
+) -> Result<BatchStream> {
+    let jobs = sampler.resume(state);
+    let mode = LoadMode::Train { seed: state.seed, epoch: state.epoch, first_batch: state.next_batch };
+    BatchStream::start(Arc::new(records.to_vec()), jobs, cfg, mode, workers, prefetch)
+}

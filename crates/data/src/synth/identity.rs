@@ -1,0 +1,267 @@
+//! Identities of the synthetic benchmark: visible attributes, hidden cues per modality, and the
+//! NEXT-template captions each modality can support.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// A named colour with its visible RGB value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Colour {
+    /// Caption word.
+    pub name: &'static str,
+    /// Visible reflectance per channel in [0, 1].
+    pub rgb: [f32; 3],
+}
+
+/// Clothing colours (a short palette: several identities share colours, as in real data).
+pub const PALETTE: [Colour; 8] = [
+    Colour { name: "black", rgb: [0.08, 0.08, 0.09] },
+    Colour { name: "white", rgb: [0.88, 0.88, 0.86] },
+    Colour { name: "grey", rgb: [0.48, 0.48, 0.50] },
+    Colour { name: "red", rgb: [0.75, 0.12, 0.12] },
+    Colour { name: "blue", rgb: [0.15, 0.25, 0.70] },
+    Colour { name: "green", rgb: [0.18, 0.50, 0.22] },
+    Colour { name: "yellow", rgb: [0.90, 0.78, 0.15] },
+    Colour { name: "brown", rgb: [0.45, 0.30, 0.16] },
+];
+
+/// Upper-body garments: (caption word, sleeve length as a fraction of the arm, thermal insulation).
+pub const UPPER: [(&str, f32, f32); 4] =
+    [("t-shirt", 0.3, 0.05), ("shirt", 1.0, 0.10), ("jacket", 1.0, 0.22), ("coat", 1.0, 0.32)];
+/// Lower-body garments.
+pub const LOWER: [&str; 3] = ["trousers", "shorts", "skirt"];
+/// Shoes.
+pub const SHOES: [&str; 3] = ["sneakers", "boots", "sandals"];
+/// Hair lengths.
+pub const HAIR: [&str; 3] = ["short", "medium", "long"];
+/// Carried items.
+pub const BAGS: [&str; 3] = ["nothing", "a backpack", "a handbag"];
+/// Vehicle body types: (word, body height, cabin length fraction).
+pub const VEHICLES: [(&str, f32, f32); 4] =
+    [("sedan", 0.34, 0.45), ("SUV", 0.46, 0.55), ("hatchback", 0.38, 0.50), ("van", 0.55, 0.80)];
+/// Vehicle roof profiles (a brand-like shape cue).
+pub const ROOFS: [&str; 3] = ["curved", "angular", "flat"];
+
+/// Everything that defines one synthetic identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// Raw pid.
+    pub pid: u32,
+    /// Female (persons) or, for vehicles, unused.
+    pub female: bool,
+    /// Index into [`UPPER`] (persons) or [`VEHICLES`] (vehicles).
+    pub upper_type: usize,
+    /// Upper garment / body paint colour (index into [`PALETTE`]).
+    pub upper_colour: usize,
+    /// Index into [`LOWER`] (persons) or [`ROOFS`] (vehicles).
+    pub lower_type: usize,
+    /// Lower garment / trim colour.
+    pub lower_colour: usize,
+    /// Index into [`SHOES`].
+    pub shoes: usize,
+    /// Index into [`HAIR`].
+    pub hair: usize,
+    /// Hair brightness in [0, 1].
+    pub hair_tone: f32,
+    /// Skin tone in [0, 1].
+    pub skin_tone: f32,
+    /// Glasses (visible in RGB by day and in TIR, not in NIR); vehicles: roof rack.
+    pub glasses: bool,
+    /// Index into [`BAGS`]; vehicles: 1 = spoiler.
+    pub bag: usize,
+    /// Bag colour.
+    pub bag_colour: usize,
+    /// Height factor (about 0.9..1.0).
+    pub height: f32,
+    /// Width factor (about 0.9..1.1).
+    pub width: f32,
+    /// NIR reflectance of the upper garment / paint (dyes are not what they look like in NIR).
+    pub upper_nir: f32,
+    /// NIR reflectance of the lower garment.
+    pub lower_nir: f32,
+    /// Stripe period of the upper garment in pixels of a 128-high image (0 = plain); strong in NIR.
+    pub stripes: f32,
+    /// Body heat offset seen in TIR (metabolism, layers underneath).
+    pub heat: f32,
+    /// Vertical position of a TIR hot spot on the torso (0 = none).
+    pub hot_spot: f32,
+}
+
+/// Draw the identities of a benchmark. Identities come in look-alike groups of three that share
+/// every RGB-visible garment attribute and differ in NIR fabric, TIR heat, build and glasses, so no
+/// single modality separates all identities.
+pub fn draw_identities(seed: u64, first_pid: u32, count: usize) -> Vec<Identity> {
+    let mut out = Vec::with_capacity(count);
+    let mut base: Option<Identity> = None;
+    for i in 0..count {
+        let pid = first_pid + i as u32;
+        let mut rng = SmallRng::seed_from_u64(crate::transform::mix_seed(&[seed, 0x1D, pid as u64]));
+        let fresh = Identity {
+            pid,
+            female: rng.random::<bool>(),
+            upper_type: rng.random_range(0..UPPER.len()),
+            upper_colour: rng.random_range(0..PALETTE.len()),
+            lower_type: rng.random_range(0..LOWER.len()),
+            lower_colour: rng.random_range(0..4),
+            shoes: rng.random_range(0..SHOES.len()),
+            hair: rng.random_range(0..HAIR.len()),
+            hair_tone: [0.08, 0.25, 0.6, 0.8][rng.random_range(0..4)],
+            skin_tone: rng.random_range(0.35..0.85),
+            glasses: rng.random::<f32>() < 0.4,
+            bag: rng.random_range(0..BAGS.len()),
+            bag_colour: rng.random_range(0..PALETTE.len()),
+            height: rng.random_range(0.88..1.0),
+            width: rng.random_range(0.9..1.1),
+            upper_nir: rng.random_range(0.2..0.95),
+            lower_nir: rng.random_range(0.2..0.9),
+            stripes: if rng.random::<f32>() < 0.5 { rng.random_range(4.0..10.0) } else { 0.0 },
+            heat: rng.random_range(-0.12..0.12),
+            hot_spot: if rng.random::<f32>() < 0.5 { rng.random_range(0.2..0.45) } else { 0.0 },
+        };
+        let id = match (&base, i % 3) {
+            (Some(b), 1 | 2) => Identity {
+                pid,
+                glasses: fresh.glasses,
+                height: fresh.height,
+                width: fresh.width,
+                upper_nir: fresh.upper_nir,
+                lower_nir: fresh.lower_nir,
+                stripes: fresh.stripes,
+                heat: fresh.heat,
+                hot_spot: fresh.hot_spot,
+                ..b.clone()
+            },
+            _ => fresh,
+        };
+        if i % 3 == 0 {
+            base = Some(id.clone());
+        }
+        out.push(id);
+    }
+    out
+}
+
+/// Conditions of one image, shared by its three modalities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shot {
+    /// Camera index (0-based).
+    pub camera: u32,
+    /// 0 front, 1 back, 2 side.
+    pub view: u8,
+    /// Night-time image.
+    pub night: bool,
+    /// Motion blur.
+    pub blurry: bool,
+    /// Per-image seed.
+    pub seed: u64,
+}
+
+const VIEWS: [&str; 3] = ["front", "back", "side"];
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// Whether a carried item can be seen from this view (a backpack hides behind a front view).
+pub fn bag_visible(id: &Identity, view: u8) -> bool {
+    match id.bag {
+        1 => view != 0,
+        2 => true,
+        _ => false,
+    }
+}
+
+/// The NEXT-template caption of one person image for modality `m` (0 RGB, 1 NIR, 2 TIR), saying
+/// only what that modality can show ("unknown" where it cannot).
+pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
+    let (noun, pron, poss) = if id.female { ("female", "She", "her") } else { ("male", "He", "his") };
+    let view = VIEWS[shot.view as usize];
+    let light = if shot.night { "nighttime in dim lighting" } else { "daytime in bright lighting" };
+    let mut s = match m {
+        2 => format!("An adult {noun} seen from the {view}."),
+        _ => format!("An adult {noun} seen from the {view} during {light}."),
+    };
+    let upper = UPPER[id.upper_type].0;
+    let lower = LOWER[id.lower_type];
+    let pattern = if id.stripes > 0.0 { "striped " } else { "" };
+    let (uc, lc) = match (m, shot.night) {
+        (0, false) => (format!("{} ", PALETTE[id.upper_colour].name), format!("{} ", PALETTE[id.lower_colour].name)),
+        (0, true) => ("dark ".to_string(), "dark ".to_string()),
+        (1, _) => (pattern.to_string(), String::new()),
+        _ => (String::new(), String::new()),
+    };
+    let upper_phrase = format!("{uc}{upper}");
+    let lower_phrase = format!("{lc}{lower}");
+    s += &format!(
+        " {pron} is wearing {} {upper_phrase} with {} {lower_phrase}, paired with casual {}.",
+        article(&upper_phrase),
+        article(&lower_phrase),
+        SHOES[id.shoes]
+    );
+    let hair = HAIR[id.hair];
+    let hair_word = format!("{}{hair}", &hair[..1].to_uppercase());
+    let glasses = match (m, shot.view, shot.night) {
+        (1, _, _) | (_, 1, _) | (0, _, true) => format!("it is unknown whether {} wears glasses", pron.to_lowercase()),
+        _ if id.glasses => format!("{} is wearing glasses", pron.to_lowercase()),
+        _ => format!("{} is not wearing glasses", pron.to_lowercase()),
+    };
+    s += &format!(" {hair_word} straight hair and {glasses}.");
+    let bag_seen = bag_visible(id, shot.view) && !(m == 2 && id.bag == 2);
+    s += &if bag_seen {
+        format!(" {pron} is carrying {}.", BAGS[id.bag])
+    } else if m == 2 && id.bag == 2 {
+        " A carried item cannot be made out.".to_string()
+    } else {
+        format!(" {pron} is not carrying anything visible.")
+    };
+    if m == 2 {
+        let warmth = if id.heat > 0.04 { "warm" } else if id.heat < -0.04 { "cool" } else { "mild" };
+        s += &format!(" {} body appears {warmth} against the background.", capitalise(poss));
+    }
+    let quality = match (m, shot.night, shot.blurry) {
+        (0, true, _) => "noisy",
+        (_, _, true) => "blurry",
+        _ => "clear",
+    };
+    s += &format!(" The image appears {quality}.");
+    s
+}
+
+fn capitalise(word: &str) -> String {
+    let mut c = word.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// The NEXT-style caption of one vehicle image for modality `m`.
+pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
+    let kind = VEHICLES[id.upper_type].0;
+    let view = ["front", "rear", "side"][shot.view as usize];
+    let colour = match (m, shot.night) {
+        (0, false) => format!("{} ", PALETTE[id.upper_colour].name),
+        (0, true) => "dark ".to_string(),
+        _ => String::new(),
+    };
+    let light = if shot.night { "dim nighttime light" } else { "bright daytime light" };
+    let quality = if m == 0 && shot.night { "noisy" } else if shot.blurry { "blurry" } else { "clear" };
+    let phrase = format!("{colour}{kind}");
+    let mut s = if m == 2 {
+        format!("{} {phrase} viewed from the {view} (image appears {quality}).", capitalise(article(&phrase)))
+    } else {
+        format!("{} {phrase} viewed from the {view} in {light} (image appears {quality}).", capitalise(article(&phrase)))
+    };
+    s += &format!(" The roof is {}.", ROOFS[id.lower_type]);
+    s += if id.glasses { " Roof rack is present." } else { " Roof rack is not present." };
+    s += match (id.bag, m) {
+        (_, 2) => " Spoiler is unknown.",
+        (1, _) => " Spoiler is present.",
+        _ => " Spoiler is not present.",
+    };
+    if m == 2 {
+        s += if id.heat > 0.0 { " The engine area appears hot." } else { " The engine area appears cool." };
+    }
+    s
+}

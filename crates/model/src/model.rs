@@ -1,0 +1,395 @@
+//! `NextModel`: shared CLIP visual encoder, frozen CLIP text encoder, TMSE, CSSE, MGFA, BNNeck.
+
+use crate::config::{ClipSource, FeatureStage, NextConfig, TextMode};
+use crate::sentences::{SampleCaptions, SentenceSampler};
+use crate::ModelError;
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::{Bytes, TensorData};
+use burn_store::{BurnpackStore, ModuleSnapshot};
+use next_aggregation::Mgfa;
+use next_clip::{ClipModel, ClipText, ClipTokenizer, ClipVision, LoadReport};
+use next_experts::{Csse, Tmse, TmseOutput};
+use next_losses::{reid_loss, BnNeck, BnNeckConfig, ReidLoss};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The CLIP tokenizer shared by model clones (not a module: never saved, never trained).
+#[derive(Clone)]
+pub struct SharedTokenizer(pub Arc<ClipTokenizer>);
+
+impl std::fmt::Debug for SharedTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedTokenizer")
+    }
+}
+
+/// One batch of aligned tri-modal images.
+#[derive(Debug, Clone)]
+pub struct NextInput<B: Backend> {
+    /// RGB, NIR, TIR images, each `[B, 3, H, W]` (CLIP-normalised; a missing modality zero-filled).
+    pub images: [Tensor<B, 4>; 3],
+    /// Camera ids `[B]` for SIE (ignored when the model has no camera embedding).
+    pub camera_ids: Option<Tensor<B, 1, Int>>,
+    /// Per sample, one optional caption per modality; `None` = no text at all.
+    pub captions: Option<Vec<SampleCaptions>>,
+}
+
+/// Everything the training forward computes.
+#[derive(Debug, Clone)]
+pub struct NextOutput<B: Backend> {
+    /// Identity feature before the BNNeck `[B, 3D]` (the triplet-loss input).
+    pub feature: Tensor<B, 2>,
+    /// Batch-normalised feature `[B, 3D]`.
+    pub bn_feature: Tensor<B, 2>,
+    /// Identity logits `[B, num_classes]`.
+    pub logits: Tensor<B, 2>,
+    /// TMSE features, hard masks `[B, K_s, 3, N]` and per-modality counts `[B, K_s, 3]`.
+    pub semantic: Option<TmseOutput<B>>,
+    /// CSSE routing weights `[B, 3N, K_c]`.
+    pub structure_routing: Option<Tensor<B, 3>>,
+}
+
+/// The NEXT model.
+#[derive(Module, Debug)]
+pub struct NextModel<B: Backend> {
+    /// CLIP visual encoder shared by the three modalities (fine-tuned).
+    pub vision: ClipVision<B>,
+    /// Frozen CLIP text encoder (absent when the configuration never uses text).
+    pub text: Option<ClipText<B>>,
+    /// Semantic experts (rows (c), (d)).
+    pub tmse: Option<Tmse<B>>,
+    /// Structure experts (row (d)).
+    pub csse: Option<Csse<B>>,
+    /// Aggregation.
+    pub mgfa: Mgfa<B>,
+    /// BNNeck head.
+    pub neck: BnNeck<B>,
+    /// The configuration the model was built from.
+    pub config: NextConfig,
+    /// Tokenizer for captions (present with the text encoder).
+    pub tokenizer: Option<SharedTokenizer>,
+}
+
+impl NextConfig {
+    /// Whether this configuration encodes captions at all.
+    pub fn uses_text(&self) -> bool {
+        self.text != TextMode::Off && self.mgfa.mode.uses_semantic_experts()
+    }
+
+    /// Build a randomly initialised model (CLIP architecture from [`NextConfig::clip`]).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<NextModel<B>, ModelError> {
+        self.validate()?;
+        let clip = self.clip_config()?;
+        let vision = ClipVision::new(
+            &clip.vision,
+            clip.projection_dim,
+            self.num_cameras,
+            self.camera_coef,
+            device,
+        );
+        let text = self
+            .uses_text()
+            .then(|| ClipText::new(&clip.text, clip.projection_dim, device));
+        self.assemble(vision, text, device)
+    }
+
+    /// Build the model with CLIP weights from the Hugging Face folder of [`NextConfig::clip`];
+    /// the experts, aggregation and neck are freshly initialised.
+    pub fn init_pretrained<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<(NextModel<B>, LoadReport), ModelError> {
+        self.validate()?;
+        let ClipSource::HfDir(dir) = &self.clip else {
+            return Err(ModelError::Config {
+                path: None,
+                message: "init_pretrained needs `clip` to be a Hugging Face folder".into(),
+            });
+        };
+        let (clip, report) = ClipModel::from_hf_dir(dir, self.num_cameras, self.camera_coef, device)?;
+        let text = self.uses_text().then_some(clip.text);
+        Ok((self.assemble(clip.vision, text, device)?, report))
+    }
+
+    fn assemble<B: Backend>(
+        &self,
+        vision: ClipVision<B>,
+        text: Option<ClipText<B>>,
+        device: &B::Device,
+    ) -> Result<NextModel<B>, ModelError> {
+        let dim = vision.output_dim();
+        let mode = self.mgfa.mode;
+        let tokenizer = match (&text, &self.clip) {
+            (None, _) => None,
+            (Some(_), ClipSource::HfDir(dir)) if dir.join("tokenizer.json").is_file() => {
+                Some(ClipTokenizer::from_file(&dir.join("tokenizer.json"))?)
+            }
+            (Some(_), _) => Some(ClipTokenizer::builtin()?),
+        };
+        Ok(NextModel {
+            vision,
+            text: text.map(ClipText::frozen),
+            tmse: mode.uses_semantic_experts().then(|| self.tmse.init(dim, device)),
+            csse: mode.uses_structure_experts().then(|| self.csse.init(dim, device)),
+            mgfa: self.mgfa.init(dim, device)?,
+            neck: BnNeckConfig::new(3 * dim, self.num_classes).init(device),
+            config: self.clone(),
+            tokenizer: tokenizer.map(|t| SharedTokenizer(Arc::new(t))),
+        })
+    }
+}
+
+impl<B: Backend> NextModel<B> {
+    /// Width D of the expert tokens (CLIP projection width).
+    pub fn dim(&self) -> usize {
+        self.vision.output_dim()
+    }
+
+    /// Width of the identity feature (3 D).
+    pub fn feature_dim(&self) -> usize {
+        3 * self.dim()
+    }
+
+    /// A sentence sampler seeded with `seed`, using the configured keep probability.
+    pub fn sentence_sampler(&self, seed: u64) -> SentenceSampler {
+        SentenceSampler::new(seed, self.config.sentence_keep_prob)
+    }
+
+    /// Learnable parameters: everything except the frozen text encoder and the BN bias.
+    pub fn num_learnable_params(&self) -> usize {
+        let frozen = self.text.as_ref().map_or(0, |t| t.num_params()) + self.neck.bn.beta.num_params();
+        self.num_params() - frozen
+    }
+
+    /// Training forward: sentences of each caption are sampled per expert with `sampler`.
+    pub fn forward_train(
+        &self,
+        input: NextInput<B>,
+        sampler: &mut SentenceSampler,
+    ) -> Result<NextOutput<B>, ModelError> {
+        let batch = input.images[0].dims()[0];
+        let k_s = self.tmse.as_ref().map_or(0, |t| t.num_experts());
+        let text = match (&input.captions, self.config.uses_text()) {
+            (Some(captions), true) => {
+                check_captions(captions, batch, self.config.text)?;
+                // Order (sample, expert, modality): one sampled caption per expert and modality.
+                let mut texts = Vec::with_capacity(batch * k_s * 3);
+                for sample in captions {
+                    for _ in 0..k_s {
+                        for caption in sample {
+                            texts.push(caption.as_deref().map(|c| sampler.sample(c)));
+                        }
+                    }
+                }
+                Some(self.encode_texts(&texts)?.reshape([batch, k_s, 3, self.dim()]))
+            }
+            (None, true) if self.config.text == TextMode::Required => {
+                return Err(ModelError::MissingCaption { sample: 0, modality: 0 });
+            }
+            _ => None,
+        };
+        self.forward_with_text(input.images, input.camera_ids, text)
+    }
+
+    /// Inference: the L2-normalised identity feature `[B, 3D]` (pre- or post-BN per config).
+    /// Each present caption is encoded whole, once per modality, and shared by the experts;
+    /// without captions (or with text off) the model runs "w/o text".
+    pub fn forward_inference(&self, input: NextInput<B>) -> Result<Tensor<B, 2>, ModelError> {
+        let batch = input.images[0].dims()[0];
+        let text = match (&input.captions, self.config.uses_text()) {
+            (Some(captions), true) => {
+                check_captions(captions, batch, TextMode::Optional)?;
+                let texts: Vec<Option<String>> = captions.iter().flatten().cloned().collect();
+                Some(self.encode_texts(&texts)?.reshape([batch, 1, 3, self.dim()]))
+            }
+            _ => None,
+        };
+        let out = self.forward_with_text(input.images, input.camera_ids, text)?;
+        let feature = match self.config.feature {
+            FeatureStage::PreBn => out.feature,
+            FeatureStage::PostBn => out.bn_feature,
+        };
+        Ok(l2_normalize(feature))
+    }
+
+    /// The weighted identity + triplet loss of a training output.
+    pub fn loss(&self, output: &NextOutput<B>, labels: Tensor<B, 1, Int>) -> ReidLoss<B> {
+        reid_loss(&self.config.loss, output.logits.clone(), output.feature.clone(), labels)
+    }
+
+    /// Forward with already-encoded text features `[B, K, 3, D]` (K = K_s or 1), or none.
+    pub fn forward_with_text(
+        &self,
+        images: [Tensor<B, 4>; 3],
+        camera_ids: Option<Tensor<B, 1, Int>>,
+        text: Option<Tensor<B, 4>>,
+    ) -> Result<NextOutput<B>, ModelError> {
+        let (class_tokens, patches) = self.encode_images(images, camera_ids)?;
+        let semantic = match &self.tmse {
+            Some(tmse) => Some(tmse.forward(class_tokens.clone(), patches.clone(), text)?),
+            None => None,
+        };
+        let structure = match &self.csse {
+            Some(csse) => Some(csse.forward(patches)?),
+            None => None,
+        };
+        let feature = self.mgfa.forward(
+            class_tokens,
+            semantic.as_ref().map(|s| s.features.clone()),
+            structure.as_ref().map(|s| s.features.clone()),
+        )?;
+        let neck = self.neck.forward(feature.clone());
+        Ok(NextOutput {
+            feature,
+            bn_feature: neck.normalized,
+            logits: neck.logits,
+            semantic,
+            structure_routing: structure.map(|s| s.routing),
+        })
+    }
+
+    /// Run the shared visual encoder on the three modalities as one batch of 3B; returns the
+    /// class tokens `[B, 3, D]` and patch tokens `[B, 3, N, D]`.
+    pub fn encode_images(
+        &self,
+        images: [Tensor<B, 4>; 3],
+        camera_ids: Option<Tensor<B, 1, Int>>,
+    ) -> Result<(Tensor<B, 3>, Tensor<B, 4>), ModelError> {
+        let dims = images[0].dims();
+        if images.iter().any(|i| i.dims() != dims) || dims[1] != 3 {
+            let got = images.iter().map(|i| i.dims().to_vec()).collect::<Vec<_>>();
+            return Err(ModelError::Input(format!(
+                "the three modality images must share one shape [B, 3, H, W], got {got:?}"
+            )));
+        }
+        let [batch, _, height, width] = dims;
+        let (rows, cols) = self.vision.grid_for(height, width)?;
+        let cameras = match camera_ids {
+            Some(ids) if self.vision.num_cameras() > 0 => {
+                let values: Vec<i64> = ids.clone().into_data().iter::<i64>().collect();
+                let limit = self.vision.num_cameras() as i64;
+                if values.len() != batch || values.iter().any(|&c| c < 0 || c >= limit) {
+                    return Err(ModelError::Input(format!(
+                        "camera ids must be {batch} values in 0..{limit}, got {values:?}"
+                    )));
+                }
+                Some(Tensor::cat(vec![ids.clone(), ids.clone(), ids], 0))
+            }
+            Some(_) => None,
+            None if self.vision.num_cameras() > 0 => {
+                return Err(ModelError::Input("the model has SIE: camera ids are required".into()));
+            }
+            None => None,
+        };
+        let pixels = Tensor::cat(images.to_vec(), 0);
+        let tokens = self.vision.forward(pixels, cameras).tokens; // [3B, 1+N, D]
+        let (n, d) = (rows * cols, self.dim());
+        let tokens = tokens.reshape([3, batch, 1 + n, d]).swap_dims(0, 1); // [B, 3, 1+N, D]
+        let class_tokens = tokens.clone().slice_dim(2, 0..1).reshape([batch, 3, d]);
+        let patches = tokens.slice_dim(2, 1..1 + n);
+        Ok((class_tokens, patches))
+    }
+
+    /// Encode captions with the frozen text encoder: `[len, D]` projected EOT features, a zero
+    /// row for a missing or empty caption. Identical captions are encoded once.
+    pub fn encode_texts(&self, texts: &[Option<String>]) -> Result<Tensor<B, 2>, ModelError> {
+        let (Some(encoder), Some(tokenizer)) = (&self.text, &self.tokenizer) else {
+            return Err(ModelError::Input("this model has no text encoder".into()));
+        };
+        let device = self.neck.bn.gamma.device();
+        let mut unique: Vec<&str> = Vec::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
+        let mut index = Vec::with_capacity(texts.len());
+        for text in texts {
+            match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                Some(t) => {
+                    let next = unique.len();
+                    let i = *slot.entry(t).or_insert(next);
+                    if i == next {
+                        unique.push(t);
+                    }
+                    index.push(i as i64);
+                }
+                None => index.push(-1),
+            }
+        }
+        let zero_row = unique.len() as i64;
+        let index: Vec<i64> = index.into_iter().map(|i| if i < 0 { zero_row } else { i }).collect();
+        let dim = self.dim();
+        let mut table = Vec::new();
+        if !unique.is_empty() {
+            let tokenized = tokenizer.0.encode_batch(&unique)?;
+            let len = tokenized[0].ids.len();
+            let ids: Vec<i64> = tokenized.iter().flat_map(|t| t.ids.iter().map(|&v| v as i64)).collect();
+            let mask: Vec<i64> =
+                tokenized.iter().flat_map(|t| t.attention_mask.iter().map(|&v| v as i64)).collect();
+            let shape = [unique.len(), len];
+            let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
+            let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, shape), &device);
+            table.push(encoder.forward(ids, mask).pooled.detach());
+        }
+        table.push(Tensor::zeros([1, dim], &device));
+        let table = Tensor::cat(table, 0);
+        let count = index.len();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [count]), &device);
+        Ok(table.select(0, index))
+    }
+
+    /// Save every tensor of the model (burnpack format) atomically to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let mut store = BurnpackStore::from_bytes(None);
+        self.save_into(&mut store).map_err(|e| ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let bytes = store.get_bytes().map_err(|e| ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        next_common::write_atomic(path, &bytes)?;
+        Ok(())
+    }
+
+    /// Load a checkpoint written by [`NextModel::save`] into this model (built from the same
+    /// config); every tensor must be present with its shape.
+    pub fn load(mut self, path: &Path) -> Result<Self, ModelError> {
+        let bytes = next_common::read_file(path)?;
+        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+        let fail = |message: String| ModelError::Checkpoint { path: path.to_path_buf(), message };
+        let result = self.load_from(&mut store).map_err(|e| fail(e.to_string()))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            return Err(fail(format!(
+                "expected a NEXT checkpoint of this configuration: {} tensor errors {:?}, missing {:?}",
+                result.errors.len(),
+                result.errors.iter().take(3).map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+                result.missing.iter().take(5).collect::<Vec<_>>()
+            )));
+        }
+        Ok(self)
+    }
+}
+
+fn check_captions(captions: &[SampleCaptions], batch: usize, mode: TextMode) -> Result<(), ModelError> {
+    if captions.len() != batch {
+        return Err(ModelError::Input(format!(
+            "{} caption entries for a batch of {batch}",
+            captions.len()
+        )));
+    }
+    if mode == TextMode::Required {
+        for (sample, entry) in captions.iter().enumerate() {
+            if let Some(modality) = entry.iter().position(|c| c.as_deref().is_none_or(|c| c.trim().is_empty())) {
+                return Err(ModelError::MissingCaption { sample, modality });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Divide each row by its L2 norm (clamped at 1e-12).
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
