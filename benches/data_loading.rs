@@ -1,2 +1,70 @@
-//! Benchmark placeholder: replaced by the issue that owns it.
-fn main() {}
+//! Data-loading throughput: decode + train augmentation of 256x128 JPEG triplets on worker
+//! threads (goal: >= 1,500 images/s on 2 cores), the test transform, and synthetic-benchmark
+//! generation speed (goal: 1,000 triplets in a few seconds). Prints a table.
+
+use next_reid::common::Progress;
+use next_reid::data::synth::{write_synthetic, SynthConfig};
+use next_reid::data::transform::TransformConfig;
+use next_reid::data::{eval_stream, load_dataset, train_stream, PkSampler, SamplerState};
+use std::time::Instant;
+
+fn main() {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(2);
+    let dir = std::env::temp_dir().join(format!("next-bench-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // 1. Synthetic generation speed at the default size (128x64), 1,000 triplets.
+    let gen_cfg = SynthConfig { train_ids: 100, test_ids: 25, images_per_id: 8, ..SynthConfig::default() };
+    let t = Instant::now();
+    let small = write_synthetic(&gen_cfg, &dir.join("gen"), &mut Progress::hidden(1000)).expect("generate");
+    let gen_s = t.elapsed().as_secs_f64();
+    let gen_triplets = small.train_triplets + small.test_triplets;
+
+    // 2. A 256x128 JPEG set for loading.
+    let cfg = SynthConfig { train_ids: 32, test_ids: 8, images_per_id: 8, image_size: Some([256, 128]), ..SynthConfig::default() };
+    let summary = write_synthetic(&cfg, &dir.join("load"), &mut Progress::hidden(320)).expect("generate 256x128");
+    let ds = load_dataset(&summary.dataset_config()).expect("load");
+    let tf = TransformConfig::from_dataset(&ds.config);
+    let labels: Vec<i64> = ds.train.iter().map(|r| r.label).collect();
+    let sampler = PkSampler::new(&labels, 64, 8, 1).expect("sampler");
+
+    let mut rows = Vec::new();
+    for w in [1, workers] {
+        // Warm-up epoch (file cache), then timed epochs.
+        let state = SamplerState { seed: 1, epoch: 0, next_batch: 0 };
+        for b in train_stream(&ds.train, &sampler, &state, tf, w, 2).expect("stream") {
+            b.expect("batch");
+        }
+        let t = Instant::now();
+        let mut images = 0usize;
+        for epoch in 1..=4 {
+            let state = SamplerState { seed: 1, epoch, next_batch: 0 };
+            for b in train_stream(&ds.train, &sampler, &state, tf, w, 2).expect("stream") {
+                images += 3 * b.expect("batch").len();
+            }
+        }
+        rows.push((format!("train decode+augment, {w} worker(s)"), images, t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        let mut images = 0usize;
+        for _ in 0..4 {
+            for b in eval_stream(&ds.train, tf, 64, w, 2).expect("stream") {
+                images += 3 * b.expect("batch").len();
+            }
+        }
+        rows.push((format!("eval decode+resize+normalise, {w} worker(s)"), images, t.elapsed().as_secs_f64()));
+    }
+
+    println!("data_loading (256x128 JPEG triplets, {} train triplets)", ds.train.len());
+    println!("{:<48} {:>8} {:>9} {:>12}", "case", "images", "seconds", "images/s");
+    for (name, n, s) in &rows {
+        println!("{name:<48} {n:>8} {s:>9.3} {:>12.0}", *n as f64 / s);
+    }
+    println!(
+        "{:<48} {:>8} {:>9.3} {:>12.0}",
+        "synthetic generation (triplets, 128x64)",
+        gen_triplets,
+        gen_s,
+        gen_triplets as f64 / gen_s
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

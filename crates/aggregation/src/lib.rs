@@ -5,6 +5,8 @@
 //! feature is the flattened average of the two branches. [`AggregationMode`] selects the rows
 //! (a)-(d) of the paper's Table IV.
 
+#![warn(missing_docs)]
+
 use burn::module::Module;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -63,7 +65,12 @@ pub struct MgfaConfig {
 
 impl Default for MgfaConfig {
     fn default() -> Self {
-        Self { mode: AggregationMode::Full, num_heads: 8, ffn_ratio: 4, dropout: 0.0 }
+        Self {
+            mode: AggregationMode::Full,
+            num_heads: 8,
+            ffn_ratio: 4,
+            dropout: 0.0,
+        }
     }
 }
 
@@ -100,15 +107,23 @@ pub enum AggregationError {
 
 impl MgfaConfig {
     /// Build MGFA for width `dim`; fails when `dim` is not a multiple of `num_heads`.
-    pub fn init<B: Backend>(&self, dim: usize, device: &B::Device) -> Result<Mgfa<B>, AggregationError> {
+    pub fn init<B: Backend>(
+        &self,
+        dim: usize,
+        device: &B::Device,
+    ) -> Result<Mgfa<B>, AggregationError> {
         let heads = self.num_heads.max(1);
-        if dim % heads != 0 {
+        if !dim.is_multiple_of(heads) {
             return Err(AggregationError::Heads { dim, heads });
         }
         let block = || CrossAttentionBlock::new(dim, heads, self.ffn_ratio, self.dropout, device);
         let semantic = (self.mode.num_branches() >= 1).then(block);
         let structure = (self.mode.num_branches() >= 2).then(block);
-        Ok(Mgfa { semantic, structure, mode: self.mode })
+        Ok(Mgfa {
+            semantic,
+            structure,
+            mode: self.mode,
+        })
     }
 
     /// Learnable parameters for width `dim`.
@@ -116,7 +131,11 @@ impl MgfaConfig {
         let attention = 4 * (dim * dim + dim);
         let norms = 2 * 2 * dim + if self.ffn_ratio > 0 { 2 * dim } else { 0 };
         let hidden = dim * self.ffn_ratio;
-        let ffn = if self.ffn_ratio > 0 { dim * hidden + hidden + hidden * dim + dim } else { 0 };
+        let ffn = if self.ffn_ratio > 0 {
+            dim * hidden + hidden + hidden * dim + dim
+        } else {
+            0
+        };
         self.mode.num_branches() * (attention + norms + ffn)
     }
 
@@ -159,12 +178,20 @@ pub struct CrossAttentionBlock<B: Backend> {
 
 impl<B: Backend> CrossAttentionBlock<B> {
     /// A block of width `dim` with `heads` heads and FFN ratio `ffn_ratio` (0 = none).
-    pub fn new(dim: usize, heads: usize, ffn_ratio: usize, dropout: f64, device: &B::Device) -> Self {
+    pub fn new(
+        dim: usize,
+        heads: usize,
+        ffn_ratio: usize,
+        dropout: f64,
+        device: &B::Device,
+    ) -> Self {
         let has_ffn = ffn_ratio > 0;
         Self {
             query_norm: LayerNormConfig::new(dim).init(device),
             key_norm: LayerNormConfig::new(dim).init(device),
-            attention: MultiHeadAttentionConfig::new(dim, heads).with_dropout(dropout).init(device),
+            attention: MultiHeadAttentionConfig::new(dim, heads)
+                .with_dropout(dropout)
+                .init(device),
             ffn_norm: has_ffn.then(|| LayerNormConfig::new(dim).init(device)),
             ffn_in: has_ffn.then(|| LinearConfig::new(dim, dim * ffn_ratio).init(device)),
             ffn_out: has_ffn.then(|| LinearConfig::new(dim * ffn_ratio, dim).init(device)),
@@ -176,7 +203,10 @@ impl<B: Backend> CrossAttentionBlock<B> {
     pub fn forward(&self, queries: Tensor<B, 3>, keys: Tensor<B, 3>) -> Tensor<B, 3> {
         let q = self.query_norm.forward(queries.clone());
         let kv = self.key_norm.forward(keys);
-        let attended = self.attention.forward(MhaInput::new(q, kv.clone(), kv)).context;
+        let attended = self
+            .attention
+            .forward(MhaInput::new(q, kv.clone(), kv))
+            .context;
         let z = queries + attended;
         match (&self.ffn_norm, &self.ffn_in, &self.ffn_out) {
             (Some(norm), Some(fc_in), Some(fc_out)) => {
@@ -199,6 +229,15 @@ pub struct Mgfa<B: Backend> {
     pub mode: AggregationMode,
 }
 
+/// The identity feature and, for row (d), the two branch features it averages.
+#[derive(Debug, Clone)]
+pub struct MgfaOutput<B: Backend> {
+    /// Identity feature `[B, 3D]`.
+    pub feature: Tensor<B, 2>,
+    /// Flattened branch outputs `[B, 3D]` (semantic, structure) in row (d); empty otherwise.
+    pub branches: Vec<Tensor<B, 2>>,
+}
+
 impl<B: Backend> Mgfa<B> {
     /// Identity feature `[B, 3D]` from the class tokens `[B, 3, D]` and, as the mode requires,
     /// the semantic `[B, K_s, D]` and structure `[B, K_c, D]` expert features.
@@ -208,6 +247,16 @@ impl<B: Backend> Mgfa<B> {
         semantic: Option<Tensor<B, 3>>,
         structure: Option<Tensor<B, 3>>,
     ) -> Result<Tensor<B, 2>, AggregationError> {
+        Ok(self.forward_branches(class_tokens, semantic, structure)?.feature)
+    }
+
+    /// Like [`Mgfa::forward`], also returning the two branch features of row (d).
+    pub fn forward_branches(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        semantic: Option<Tensor<B, 3>>,
+        structure: Option<Tensor<B, 3>>,
+    ) -> Result<MgfaOutput<B>, AggregationError> {
         let [batch, queries, dim] = class_tokens.dims();
         if queries != 3 {
             return Err(AggregationError::Shape {
@@ -216,26 +265,37 @@ impl<B: Backend> Mgfa<B> {
                 got: class_tokens.dims().to_vec(),
             });
         }
-        let missing = |what| AggregationError::MissingInput { mode: self.mode, what };
-        let z = match (&self.semantic, &self.structure, self.mode) {
-            (_, _, AggregationMode::ClassTokens) => class_tokens,
+        let missing = |what| AggregationError::MissingInput {
+            mode: self.mode,
+            what,
+        };
+        let flat = |z: Tensor<B, 3>| z.reshape([batch, 3 * dim]);
+        let single = |z| MgfaOutput {
+            feature: flat(z),
+            branches: Vec::new(),
+        };
+        match (&self.semantic, &self.structure, self.mode) {
+            (_, _, AggregationMode::ClassTokens) => Ok(single(class_tokens)),
             (Some(block), _, AggregationMode::ModalityFeatures) => {
-                block.forward(class_tokens.clone(), class_tokens)
+                Ok(single(block.forward(class_tokens.clone(), class_tokens)))
             }
             (Some(block), _, AggregationMode::Semantic) => {
                 let keys = semantic.ok_or_else(|| missing("semantic expert features"))?;
-                block.forward(class_tokens, keys)
+                Ok(single(block.forward(class_tokens, keys)))
             }
             (Some(sem), Some(st), AggregationMode::Full) => {
                 let sem_keys = semantic.ok_or_else(|| missing("semantic expert features"))?;
                 let str_keys = structure.ok_or_else(|| missing("structure expert features"))?;
                 let z_sem = sem.forward(class_tokens.clone(), sem_keys);
                 let z_str = st.forward(class_tokens, str_keys);
-                (z_sem + z_str).div_scalar(2.0)
+                let feature = flat((z_sem.clone() + z_str.clone()).div_scalar(2.0));
+                Ok(MgfaOutput {
+                    feature,
+                    branches: vec![flat(z_sem), flat(z_str)],
+                })
             }
-            _ => return Err(missing("cross-attention blocks built for it")),
-        };
-        Ok(z.reshape([batch, 3 * dim]))
+            _ => Err(missing("cross-attention blocks built for it")),
+        }
     }
 }
 
@@ -258,11 +318,18 @@ mod tests {
             AggregationMode::Semantic,
             AggregationMode::Full,
         ] {
-            let cfg = MgfaConfig { mode, ..MgfaConfig::default() };
+            let cfg = MgfaConfig {
+                mode,
+                ..MgfaConfig::default()
+            };
             let mgfa = cfg.init::<Flex>(16, &device).unwrap();
             assert_eq!(mgfa.num_params(), cfg.num_params(16), "{mode:?}");
             let f = mgfa
-                .forward(rand([2, 3, 16]), Some(rand([2, 3, 16])), Some(rand([2, 4, 16])))
+                .forward(
+                    rand([2, 3, 16]),
+                    Some(rand([2, 3, 16])),
+                    Some(rand([2, 4, 16])),
+                )
                 .unwrap();
             assert_eq!(f.dims(), [2, 48]);
         }
@@ -270,7 +337,10 @@ mod tests {
 
     #[test]
     fn class_token_row_is_the_concatenation() {
-        let cfg = MgfaConfig { mode: AggregationMode::ClassTokens, ..MgfaConfig::default() };
+        let cfg = MgfaConfig {
+            mode: AggregationMode::ClassTokens,
+            ..MgfaConfig::default()
+        };
         let mgfa = cfg.init::<Flex>(8, &Default::default()).unwrap();
         let cls: Tensor<Flex, 3> = rand([2, 3, 8]);
         let f = mgfa.forward(cls.clone(), None, None).unwrap();
@@ -283,18 +353,34 @@ mod tests {
         let device = Default::default();
         let mgfa = MgfaConfig::default().init::<Flex>(16, &device).unwrap();
         let (cls, sem, st) = (rand([2, 3, 16]), rand([2, 3, 16]), rand([2, 3, 16]));
+        let st2 = st.clone();
         let f: Vec<f32> = mgfa
             .forward(cls.clone(), Some(sem.clone()), Some(st.clone()))
             .unwrap()
             .into_data()
             .to_vec()
             .unwrap();
-        let a = mgfa.semantic.as_ref().unwrap().forward(cls.clone(), sem.clone());
+        let a = mgfa
+            .semantic
+            .as_ref()
+            .unwrap()
+            .forward(cls.clone(), sem.clone());
         let b = mgfa.structure.as_ref().unwrap().forward(cls.clone(), st);
-        let want: Vec<f32> = ((a + b) / 2.0).reshape([2, 48]).into_data().to_vec().unwrap();
+        let want: Vec<f32> = ((a + b) / 2.0)
+            .reshape([2, 48])
+            .into_data()
+            .to_vec()
+            .unwrap();
         for (x, y) in f.iter().zip(&want) {
             assert!((x - y).abs() < 1e-5);
         }
+        let out = mgfa
+            .forward_branches(cls.clone(), Some(sem.clone()), Some(st2.clone()))
+            .unwrap();
+        assert_eq!(out.branches.len(), 2);
+        let mean = (out.branches[0].clone() + out.branches[1].clone()) / 2.0;
+        let gap: f32 = (mean - out.feature).abs().max().into_scalar();
+        assert!(gap < 1e-6);
         let err = mgfa.forward(cls, Some(sem), None).unwrap_err();
         assert!(err.to_string().contains("structure"), "{err}");
         assert!(MgfaConfig::default().init::<Flex>(12, &device).is_err());
@@ -303,10 +389,19 @@ mod tests {
     #[test]
     fn gradients_reach_both_branches() {
         let device = Default::default();
-        let mgfa = MgfaConfig::default().init::<Autodiff<Flex>>(16, &device).unwrap();
-        let f = mgfa.forward(rand([2, 3, 16]), Some(rand([2, 3, 16])), Some(rand([2, 3, 16])));
+        let mgfa = MgfaConfig::default()
+            .init::<Autodiff<Flex>>(16, &device)
+            .unwrap();
+        let f = mgfa.forward(
+            rand([2, 3, 16]),
+            Some(rand([2, 3, 16])),
+            Some(rand([2, 3, 16])),
+        );
         let grads = f.unwrap().powi_scalar(2).sum().backward();
-        for block in [mgfa.semantic.as_ref().unwrap(), mgfa.structure.as_ref().unwrap()] {
+        for block in [
+            mgfa.semantic.as_ref().unwrap(),
+            mgfa.structure.as_ref().unwrap(),
+        ] {
             assert!(block.attention.value.weight.grad(&grads).is_some());
             assert!(block.ffn_in.as_ref().unwrap().weight.grad(&grads).is_some());
         }
@@ -314,7 +409,10 @@ mod tests {
 
     #[test]
     fn config_round_trips_through_toml() {
-        let cfg = MgfaConfig { mode: AggregationMode::Semantic, ..MgfaConfig::default() };
+        let cfg = MgfaConfig {
+            mode: AggregationMode::Semantic,
+            ..MgfaConfig::default()
+        };
         let back: MgfaConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
         assert_eq!(back, cfg);
         assert!(toml::from_str::<MgfaConfig>("heads = 8").is_err());

@@ -26,7 +26,9 @@ pub fn merge_models(kind: ObjectKind, answers: &[(&str, &AttributeSet)]) -> Attr
     for spec in kind.attributes() {
         let mut best: Option<(&str, &AttributeValue)> = None;
         for (model, set) in answers {
-            let Some(candidate) = set.get(spec.key) else { continue };
+            let Some(candidate) = set.get(spec.key) else {
+                continue;
+            };
             let better = match best {
                 None => true,
                 Some((_, current)) => match (candidate.is_unknown(), current.is_unknown()) {
@@ -40,7 +42,10 @@ pub fn merge_models(kind: ObjectKind, answers: &[(&str, &AttributeSet)]) -> Attr
             }
         }
         let value = match best {
-            Some((model, v)) => AttributeValue { source: Some(model.to_string()), ..v.clone() },
+            Some((model, v)) => AttributeValue {
+                source: Some(model.to_string()),
+                ..v.clone()
+            },
             None => AttributeValue::unknown(),
         };
         merged.insert(spec.key.to_string(), value);
@@ -78,9 +83,13 @@ impl ComplementRules {
     /// Load rules from a JSON file (format of `configs/captions/complement.v1.json`).
     pub fn load(path: &Path) -> Result<Self, CaptionError> {
         let bytes = next_common::read_file(path)?;
-        let rules: Self = serde_json::from_slice(&bytes).map_err(|e| json_error(path, "complement rules", e))?;
+        let rules: Self =
+            serde_json::from_slice(&bytes).map_err(|e| json_error(path, "complement rules", e))?;
         if !(0.0..=1.0).contains(&rules.threshold) {
-            return Err(CaptionError::Config(format!("{}: threshold must be in [0, 1]", path.display())));
+            return Err(CaptionError::Config(format!(
+                "{}: threshold must be in [0, 1]",
+                path.display()
+            )));
         }
         Ok(rules)
     }
@@ -107,19 +116,31 @@ pub fn complement_modalities(
     for (&target, set) in merged {
         let mut filled = set.clone();
         for spec in kind.attributes() {
-            let current = set.get(spec.key).cloned().unwrap_or_else(AttributeValue::unknown);
+            let current = set
+                .get(spec.key)
+                .cloned()
+                .unwrap_or_else(AttributeValue::unknown);
             if !current.is_unknown() && current.confidence >= rules.threshold {
                 filled.insert(spec.key.to_string(), current);
                 continue;
             }
-            let floor = if current.is_unknown() { f32::NEG_INFINITY } else { current.confidence };
+            let floor = if current.is_unknown() {
+                f32::NEG_INFINITY
+            } else {
+                current.confidence
+            };
             let mut best: Option<(Modality, &AttributeValue)> = None;
             for source in Modality::ALL {
                 if source == target || !rules.sources(kind, spec.key).contains(&source) {
                     continue;
                 }
-                let Some(candidate) = merged.get(&source).and_then(|s| s.get(spec.key)) else { continue };
-                if candidate.is_unknown() || candidate.confidence < rules.threshold || candidate.confidence <= floor {
+                let Some(candidate) = merged.get(&source).and_then(|s| s.get(spec.key)) else {
+                    continue;
+                };
+                if candidate.is_unknown()
+                    || candidate.confidence < rules.threshold
+                    || candidate.confidence <= floor
+                {
                     continue;
                 }
                 if best.is_none_or(|(_, b)| candidate.confidence > b.confidence) {
@@ -132,7 +153,10 @@ pub fn complement_modalities(
                         Some(model) => format!("{model}@{}", source.name()),
                         None => source.name().to_string(),
                     };
-                    AttributeValue { source: Some(origin), ..v.clone() }
+                    AttributeValue {
+                        source: Some(origin),
+                        ..v.clone()
+                    }
                 }
                 None => current,
             };

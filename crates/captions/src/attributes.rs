@@ -33,7 +33,9 @@ const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp"];
 /// Split name of a folder: `train_171` -> `train`, `test` -> `test` (a trailing `_<digits>` is dropped).
 pub fn split_name(folder: &str) -> String {
     match folder.rsplit_once('_') {
-        Some((head, tail)) if !head.is_empty() && !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) => {
+        Some((head, tail))
+            if !head.is_empty() && !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             head.to_string()
         }
         _ => folder.to_string(),
@@ -41,10 +43,15 @@ pub fn split_name(folder: &str) -> String {
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, CaptionError> {
-    let read = std::fs::read_dir(dir).map_err(|e| next_common::FileError::new("listing", dir, e))?;
+    let read =
+        std::fs::read_dir(dir).map_err(|e| next_common::FileError::new("listing", dir, e))?;
     let mut paths = Vec::new();
     for entry in read {
-        paths.push(entry.map_err(|e| next_common::FileError::new("listing", dir, e))?.path());
+        paths.push(
+            entry
+                .map_err(|e| next_common::FileError::new("listing", dir, e))?
+                .path(),
+        );
     }
     paths.sort();
     Ok(paths)
@@ -56,14 +63,35 @@ pub fn scan_dataset(root: &Path) -> Result<Vec<ImageJob>, CaptionError> {
     let mut jobs = Vec::new();
     for split_dir in sorted_entries(root)?.into_iter().filter(|p| p.is_dir()) {
         let split = split_name(&split_dir.file_name().unwrap_or_default().to_string_lossy());
-        for modality_dir in sorted_entries(&split_dir)?.into_iter().filter(|p| p.is_dir()) {
-            let name = modality_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let Some(modality) = Modality::parse(&name) else { continue };
+        for modality_dir in sorted_entries(&split_dir)?
+            .into_iter()
+            .filter(|p| p.is_dir())
+        {
+            let name = modality_dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let Some(modality) = Modality::parse(&name) else {
+                continue;
+            };
             for image in sorted_entries(&modality_dir)? {
-                let ext = image.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+                let ext = image
+                    .extension()
+                    .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                    .unwrap_or_default();
                 if image.is_file() && IMAGE_EXTENSIONS.contains(&ext.as_str()) {
-                    let item = image.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                    jobs.push(ImageJob { split: split.clone(), modality, item, path: image });
+                    let item = image
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    jobs.push(ImageJob {
+                        split: split.clone(),
+                        modality,
+                        item,
+                        path: image,
+                    });
                 }
             }
         }
@@ -71,7 +99,9 @@ pub fn scan_dataset(root: &Path) -> Result<Vec<ImageJob>, CaptionError> {
     if jobs.is_empty() {
         return Err(CaptionError::Dataset {
             path: root.to_path_buf(),
-            message: "expected <split>/<RGB|NI|TI>/<images> folders with .jpg/.png images, found none".into(),
+            message:
+                "expected <split>/<RGB|NI|TI>/<images> folders with .jpg/.png images, found none"
+                    .into(),
         });
     }
     jobs.sort();
@@ -138,17 +168,21 @@ pub fn run_attributes(
     config: &AttributeRunConfig,
     progress: &mut Progress,
 ) -> AttributeRun {
-    let tasks: Vec<(usize, &str)> =
-        (0..jobs.len()).flat_map(|j| config.models.iter().map(move |m| (j, m.as_str()))).collect();
+    let tasks: Vec<(usize, &str)> = (0..jobs.len())
+        .flat_map(|j| config.models.iter().map(move |m| (j, m.as_str())))
+        .collect();
     let next = AtomicUsize::new(0);
-    let outcomes: Mutex<Vec<(usize, String, Outcome)>> = Mutex::new(Vec::with_capacity(tasks.len()));
+    let outcomes: Mutex<Vec<(usize, String, Outcome)>> =
+        Mutex::new(Vec::with_capacity(tasks.len()));
     let progress = Mutex::new(progress);
     let workers = config.concurrency.clamp(1, tasks.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(job, model)) = tasks.get(i) else { break };
+                let Some(&(job, model)) = tasks.get(i) else {
+                    break;
+                };
                 let outcome = ask_one(client, cache, &jobs[job], model, config);
                 if let Ok(mut list) = outcomes.lock() {
                     list.push((job, model.to_string(), outcome));
@@ -161,7 +195,9 @@ pub fn run_attributes(
     });
     let mut run = AttributeRun::default();
     for job in jobs {
-        run.sets.entry((job.split.clone(), job.modality, job.item.clone())).or_default();
+        run.sets
+            .entry((job.split.clone(), job.modality, job.item.clone()))
+            .or_default();
     }
     let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
     outcomes.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -190,7 +226,13 @@ pub fn run_attributes(
     run
 }
 
-fn ask_one(client: &ChatClient, cache: &AnswerCache, job: &ImageJob, model: &str, config: &AttributeRunConfig) -> Outcome {
+fn ask_one(
+    client: &ChatClient,
+    cache: &AnswerCache,
+    job: &ImageJob,
+    model: &str,
+    config: &AttributeRunConfig,
+) -> Outcome {
     let bytes = match next_common::read_file(&job.path) {
         Ok(b) => b,
         Err(e) => return Outcome::Failed(e.to_string()),
@@ -204,7 +246,9 @@ fn ask_one(client: &ChatClient, cache: &AnswerCache, job: &ImageJob, model: &str
     let prompt = config.prompt.render_for(job.modality);
     let image = InlineImage::from_file_bytes(&job.item, &bytes);
     let kind = config.kind;
-    match client.complete_validated(model, &prompt, Some(image), |a| parse_attribute_answer(a, kind)) {
+    match client.complete_validated(model, &prompt, Some(image), |a| {
+        parse_attribute_answer(a, kind)
+    }) {
         Ok((answer, attributes)) => {
             let entry = CacheEntry {
                 model: model.to_string(),
@@ -236,16 +280,28 @@ mod tests {
     #[test]
     fn scan_finds_images_per_split_and_modality() {
         let dir = tempfile::tempdir().unwrap();
-        for (sub, name) in [("train_171/RGB", "b.jpg"), ("train_171/NI", "b.jpg"), ("test/tir", "a.png"), ("test/notes", "x.jpg")] {
+        for (sub, name) in [
+            ("train_171/RGB", "b.jpg"),
+            ("train_171/NI", "b.jpg"),
+            ("test/tir", "a.png"),
+            ("test/notes", "x.jpg"),
+        ] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
             std::fs::write(dir.path().join(sub).join(name), b"x").unwrap();
         }
         std::fs::write(dir.path().join("train_171/RGB/readme.txt"), b"x").unwrap();
         let jobs = scan_dataset(dir.path()).unwrap();
-        let seen: Vec<_> = jobs.iter().map(|j| (j.split.as_str(), j.modality, j.item.as_str())).collect();
+        let seen: Vec<_> = jobs
+            .iter()
+            .map(|j| (j.split.as_str(), j.modality, j.item.as_str()))
+            .collect();
         assert_eq!(
             seen,
-            vec![("test", Modality::Tir, "a.png"), ("train", Modality::Rgb, "b.jpg"), ("train", Modality::Nir, "b.jpg")]
+            vec![
+                ("test", Modality::Tir, "a.png"),
+                ("train", Modality::Rgb, "b.jpg"),
+                ("train", Modality::Nir, "b.jpg")
+            ]
         );
         let empty = tempfile::tempdir().unwrap();
         let err = scan_dataset(empty.path()).unwrap_err().to_string();

@@ -30,12 +30,23 @@ pub struct AnswerCache {
 
 /// Hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A file-name-safe form of a model or prompt name (`Qwen/Qwen2-VL-7B` -> `Qwen_Qwen2-VL-7B`).
 fn safe_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl AnswerCache {
@@ -51,25 +62,34 @@ impl AnswerCache {
 
     /// The file of one key.
     pub fn path(&self, model: &str, prompt: &str, image_sha256: &str) -> PathBuf {
-        self.dir.join(safe_name(model)).join(safe_name(prompt)).join(format!("{image_sha256}.json"))
+        self.dir
+            .join(safe_name(model))
+            .join(safe_name(prompt))
+            .join(format!("{image_sha256}.json"))
     }
 
     /// The cached entry for a key, if any. A corrupt entry is an error that names the file.
-    pub fn get(&self, model: &str, prompt: &str, image_sha256: &str) -> Result<Option<CacheEntry>, CaptionError> {
+    pub fn get(
+        &self,
+        model: &str,
+        prompt: &str,
+        image_sha256: &str,
+    ) -> Result<Option<CacheEntry>, CaptionError> {
         let path = self.path(model, prompt, image_sha256);
         if !path.exists() {
             return Ok(None);
         }
         let bytes = next_common::read_file(&path)?;
-        let entry: CacheEntry =
-            serde_json::from_slice(&bytes).map_err(|e| json_error(&path, "a cached model answer", e))?;
+        let entry: CacheEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| json_error(&path, "a cached model answer", e))?;
         Ok(Some(entry))
     }
 
     /// Store an entry atomically.
     pub fn put(&self, entry: &CacheEntry) -> Result<(), CaptionError> {
         let path = self.path(&entry.model, &entry.prompt, &entry.image_sha256);
-        let text = serde_json::to_vec_pretty(entry).map_err(|e| json_error(&path, "a serialisable entry", e))?;
+        let text = serde_json::to_vec_pretty(entry)
+            .map_err(|e| json_error(&path, "a serialisable entry", e))?;
         next_common::write_atomic(&path, &text)?;
         Ok(())
     }
@@ -94,11 +114,20 @@ mod tests {
             attributes: AttributeSet::new(),
         };
         cache.put(&entry).unwrap();
-        assert_eq!(cache.get("org/model:1", "p.v1", &hash).unwrap(), Some(entry));
+        assert_eq!(
+            cache.get("org/model:1", "p.v1", &hash).unwrap(),
+            Some(entry)
+        );
         assert!(cache.get("org/model:1", "p.v2", &hash).unwrap().is_none());
         let path = cache.path("org/model:1", "p.v1", &hash);
         std::fs::write(&path, "garbage").unwrap();
-        let err = cache.get("org/model:1", "p.v1", &hash).unwrap_err().to_string();
-        assert!(err.contains(&hash) && err.contains("cached model answer"), "{err}");
+        let err = cache
+            .get("org/model:1", "p.v1", &hash)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&hash) && err.contains("cached model answer"),
+            "{err}"
+        );
     }
 }

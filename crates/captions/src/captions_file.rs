@@ -28,13 +28,19 @@ pub fn caption_file_path(dir: &Path, split: &str, modality: Modality) -> PathBuf
 /// Read a caption file.
 pub fn read_caption_file(path: &Path) -> Result<Vec<CaptionEntry>, CaptionError> {
     let bytes = next_common::read_file(path)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| json_error(path, "a JSON array of {\"item\", \"description\"} objects", e))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        json_error(
+            path,
+            "a JSON array of {\"item\", \"description\"} objects",
+            e,
+        )
+    })
 }
 
 /// Write a caption file atomically (pretty-printed JSON, as the NEXT authors ship them).
 pub fn write_caption_file(path: &Path, entries: &[CaptionEntry]) -> Result<(), CaptionError> {
-    let text = serde_json::to_string_pretty(entries).map_err(|e| json_error(path, "serialisable captions", e))?;
+    let text = serde_json::to_string_pretty(entries)
+        .map_err(|e| json_error(path, "serialisable captions", e))?;
     next_common::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
@@ -48,11 +54,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = caption_file_path(dir.path(), "train", Modality::Nir);
         assert!(path.ends_with("train_NI.json"));
-        let entries = vec![CaptionEntry { item: "a.jpg".into(), description: "A car.".into() }];
+        let entries = vec![CaptionEntry {
+            item: "a.jpg".into(),
+            description: "A car.".into(),
+        }];
         write_caption_file(&path, &entries).unwrap();
         assert_eq!(read_caption_file(&path).unwrap(), entries);
         std::fs::write(&path, "{\"item\": 1}").unwrap();
         let err = read_caption_file(&path).unwrap_err().to_string();
-        assert!(err.contains("train_NI.json") && err.contains("expected a JSON array"), "{err}");
+        assert!(
+            err.contains("train_NI.json") && err.contains("expected a JSON array"),
+            "{err}"
+        );
     }
 }

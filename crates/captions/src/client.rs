@@ -72,7 +72,11 @@ impl<'a> InlineImage<'a> {
 
     /// The `data:` URL of the image.
     pub fn data_url(&self) -> String {
-        format!("data:{};base64,{}", self.mime, base64::engine::general_purpose::STANDARD.encode(self.bytes))
+        format!(
+            "data:{};base64,{}",
+            self.mime,
+            base64::engine::general_purpose::STANDARD.encode(self.bytes)
+        )
     }
 }
 
@@ -100,11 +104,19 @@ impl ChatClient {
 
     /// The chat-completions URL.
     pub fn url(&self) -> String {
-        format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'))
+        format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        )
     }
 
     /// One request, no retries: the text of the first choice's message.
-    pub fn complete_once(&self, model: &str, prompt: &str, image: Option<InlineImage<'_>>) -> Result<String, ClientError> {
+    pub fn complete_once(
+        &self,
+        model: &str,
+        prompt: &str,
+        image: Option<InlineImage<'_>>,
+    ) -> Result<String, ClientError> {
         let url = self.url();
         let mut content = vec![json!({"type": "text", "text": prompt})];
         if let Some(image) = image {
@@ -116,15 +128,25 @@ impl ChatClient {
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
         });
-        let mut request = self.agent.post(&url).set("Content-Type", "application/json");
+        let mut request = self
+            .agent
+            .post(&url)
+            .set("Content-Type", "application/json");
         if let Some(key) = &self.config.api_key {
             request = request.set("Authorization", &format!("Bearer {key}"));
         }
         let response = match request.send_string(&body.to_string()) {
             Ok(r) => r,
             Err(ureq::Error::Status(status, r)) => {
-                let retry_after = r.header("Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
-                let text: String = r.into_string().unwrap_or_default().chars().take(300).collect();
+                let retry_after = r
+                    .header("Retry-After")
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let text: String = r
+                    .into_string()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
                 let body = match retry_after {
                     Some(s) => format!("{text} (retry after {s}s)"),
                     None => text,
@@ -132,18 +154,27 @@ impl ChatClient {
                 return Err(ClientError::Status { url, status, body });
             }
             Err(ureq::Error::Transport(t)) => {
-                return Err(ClientError::Transport { url, message: t.to_string() });
+                return Err(ClientError::Transport {
+                    url,
+                    message: t.to_string(),
+                });
             }
         };
-        let text = response
-            .into_string()
-            .map_err(|e| ClientError::Transport { url: url.clone(), message: e.to_string() })?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| ClientError::Protocol { url: url.clone(), message: format!("not JSON: {e}") })?;
+        let text = response.into_string().map_err(|e| ClientError::Transport {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| ClientError::Protocol {
+            url: url.clone(),
+            message: format!("not JSON: {e}"),
+        })?;
         value["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| ClientError::Protocol { url, message: "no choices[0].message.content".to_string() })
+            .ok_or_else(|| ClientError::Protocol {
+                url,
+                message: "no choices[0].message.content".to_string(),
+            })
     }
 
     /// Ask until `accept` takes the answer: retryable failures (429, 5xx, timeouts, rejected answers)
@@ -159,9 +190,11 @@ impl ChatClient {
         let mut wait = self.config.backoff_initial;
         let mut attempt = 1;
         loop {
-            let result = self
-                .complete_once(model, prompt, image)
-                .and_then(|answer| accept(&answer).map(|v| (answer, v)).map_err(ClientError::from));
+            let result = self.complete_once(model, prompt, image).and_then(|answer| {
+                accept(&answer)
+                    .map(|v| (answer, v))
+                    .map_err(ClientError::from)
+            });
             match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) if attempt < attempts && e.is_retryable() => {
@@ -178,7 +211,10 @@ impl ChatClient {
 /// How long to wait before retrying after `error`: the back-off, or the server's `Retry-After` (capped).
 fn retry_wait(error: &ClientError, backoff: Duration, cap: Duration) -> Duration {
     if let ClientError::Status { body, .. } = error {
-        if let Some(s) = body.rsplit_once("(retry after ").and_then(|(_, r)| r.strip_suffix("s)")) {
+        if let Some(s) = body
+            .rsplit_once("(retry after ")
+            .and_then(|(_, r)| r.strip_suffix("s)"))
+        {
             if let Ok(secs) = s.parse::<u64>() {
                 return Duration::from_secs(secs).min(cap);
             }
@@ -195,16 +231,36 @@ mod tests {
     fn data_url_and_mime() {
         let img = InlineImage::from_file_bytes("a.PNG", b"abc");
         assert_eq!(img.data_url(), "data:image/png;base64,YWJj");
-        assert_eq!(InlineImage::from_file_bytes("a.jpg", b"").mime, "image/jpeg");
+        assert_eq!(
+            InlineImage::from_file_bytes("a.jpg", b"").mime,
+            "image/jpeg"
+        );
     }
 
     #[test]
     fn retry_after_is_honoured_and_capped() {
-        let e = |body: &str| ClientError::Status { url: String::new(), status: 429, body: body.to_string() };
+        let e = |body: &str| ClientError::Status {
+            url: String::new(),
+            status: 429,
+            body: body.to_string(),
+        };
         let cap = Duration::from_secs(10);
-        assert_eq!(retry_wait(&e("slow down (retry after 3s)"), Duration::from_millis(5), cap), Duration::from_secs(3));
-        assert_eq!(retry_wait(&e("x (retry after 300s)"), Duration::from_millis(5), cap), cap);
-        assert_eq!(retry_wait(&e("x"), Duration::from_millis(5), cap), Duration::from_millis(5));
+        assert_eq!(
+            retry_wait(
+                &e("slow down (retry after 3s)"),
+                Duration::from_millis(5),
+                cap
+            ),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            retry_wait(&e("x (retry after 300s)"), Duration::from_millis(5), cap),
+            cap
+        );
+        assert_eq!(
+            retry_wait(&e("x"), Duration::from_millis(5), cap),
+            Duration::from_millis(5)
+        );
     }
 
     #[test]
@@ -219,8 +275,16 @@ mod tests {
             backoff_initial: Duration::from_millis(1),
             ..ClientConfig::default()
         };
-        let err = ChatClient::new(config).complete_once("m", "hi", None).unwrap_err();
-        assert!(matches!(err, ClientError::Transport { .. }) && err.is_retryable(), "{err}");
-        assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+        let err = ChatClient::new(config)
+            .complete_once("m", "hi", None)
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Transport { .. }) && err.is_retryable(),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
     }
 }

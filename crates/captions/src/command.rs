@@ -106,7 +106,9 @@ fn finish(failures: Option<(usize, PathBuf)>) -> Result<(), CaptionError> {
 
 fn client(a: &PipelineArgs) -> Result<ChatClient, CaptionError> {
     let secs = |s: f64, name: &str| {
-        Duration::try_from_secs_f64(s).map_err(|_| CaptionError::Config(format!("--{name} must be a non-negative number of seconds")))
+        Duration::try_from_secs_f64(s).map_err(|_| {
+            CaptionError::Config(format!("--{name} must be a non-negative number of seconds"))
+        })
     };
     Ok(ChatClient::new(ClientConfig {
         base_url: a.base_url.clone(),
@@ -119,17 +121,20 @@ fn client(a: &PipelineArgs) -> Result<ChatClient, CaptionError> {
     }))
 }
 
-fn write_failures(path: &Path, failures: &[FailedRequest]) -> Result<Option<(usize, PathBuf)>, CaptionError> {
-    let text = serde_json::to_vec_pretty(failures).map_err(|e| crate::error::json_error(path, "failures", e))?;
+fn write_failures(
+    path: &Path,
+    failures: &[FailedRequest],
+) -> Result<Option<(usize, PathBuf)>, CaptionError> {
+    let text = serde_json::to_vec_pretty(failures)
+        .map_err(|e| crate::error::json_error(path, "failures", e))?;
     next_common::write_atomic(path, &text)?;
     Ok((!failures.is_empty()).then(|| (failures.len(), path.to_path_buf())))
 }
 
 fn attributes_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, CaptionError> {
-    let dataset = a
-        .dataset
-        .as_deref()
-        .ok_or_else(|| CaptionError::Config("--dataset is required for the attributes stage".into()))?;
+    let dataset = a.dataset.as_deref().ok_or_else(|| {
+        CaptionError::Config("--dataset is required for the attributes stage".into())
+    })?;
     if a.models.is_empty() {
         return Err(CaptionError::Config("give at least one --model".into()));
     }
@@ -138,7 +143,12 @@ fn attributes_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, Captio
         None => PromptTemplate::attributes(a.kind),
     };
     let jobs = scan_dataset(dataset)?;
-    let config = AttributeRunConfig { models: a.models.clone(), kind: a.kind, prompt, concurrency: a.concurrency };
+    let config = AttributeRunConfig {
+        models: a.models.clone(),
+        kind: a.kind,
+        prompt,
+        concurrency: a.concurrency,
+    };
     let cache = AnswerCache::new(a.work.join("cache"));
     let mut progress = Progress::new("attributes", (jobs.len() * a.models.len()) as u64, "req");
     let run = run_attributes(&client(a)?, &cache, &jobs, &config, &mut progress);
@@ -152,7 +162,7 @@ fn attributes_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, Captio
         run.failures.len()
     );
     let report = pipeline::save_attributes(&a.work, &run.sets, &run.failures)?;
-    Ok((!run.failures.is_empty()).then(|| (run.failures.len(), report)))
+    Ok((!run.failures.is_empty()).then_some((run.failures.len(), report)))
 }
 
 fn merge_stage(a: &PipelineArgs) -> Result<(), CaptionError> {
@@ -167,7 +177,8 @@ fn merge_stage(a: &PipelineArgs) -> Result<(), CaptionError> {
         rules.threshold = t;
     }
     let sets = pipeline::load_attributes(&a.work)?;
-    let (merged, complemented, report) = pipeline::merge_and_complement(a.kind, &sets, &a.models, &rules);
+    let (merged, complemented, report) =
+        pipeline::merge_and_complement(a.kind, &sets, &a.models, &rules);
     pipeline::save_merge(&a.work, a.kind, &merged, &complemented, &report)?;
     eprint!("{}", report.table(a.kind));
     Ok(())
@@ -191,6 +202,10 @@ fn compose_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, CaptionEr
     };
     let (files, failures) = pipeline::compose_all(a.kind, &sets, llm.as_ref());
     pipeline::save_captions(&out, &files)?;
-    eprintln!("compose: {} caption files written to {}", files.len(), out.display());
+    eprintln!(
+        "compose: {} caption files written to {}",
+        files.len(),
+        out.display()
+    );
     write_failures(&a.work.join("compose_failures.json"), &failures)
 }

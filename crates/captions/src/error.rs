@@ -81,7 +81,9 @@ impl ClientError {
     /// Whether retrying the same request may succeed (429, 5xx, timeouts, resets, bad answers).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
+            ClientError::Status { status, .. } => {
+                *status == 429 || *status == 408 || *status >= 500
+            }
             ClientError::Transport { .. } => true,
             ClientError::Protocol { .. } => true,
             ClientError::Answer(_) => true,
@@ -109,6 +111,14 @@ pub enum ExtractError {
 }
 
 /// Helper: wrap a serde_json error for a named file.
-pub(crate) fn json_error(path: impl Into<PathBuf>, expected: &'static str, source: serde_json::Error) -> CaptionError {
-    CaptionError::Json { path: path.into(), expected, source }
+pub(crate) fn json_error(
+    path: impl Into<PathBuf>,
+    expected: &'static str,
+    source: serde_json::Error,
+) -> CaptionError {
+    CaptionError::Json {
+        path: path.into(),
+        expected,
+        source,
+    }
 }

@@ -97,14 +97,19 @@ pub fn parse_attribute_answer(text: &str, kind: ObjectKind) -> Result<AttributeS
 }
 
 fn schema_error(key: &str, message: impl Into<String>) -> ExtractError {
-    ExtractError::Schema { attribute: key.to_string(), message: message.into() }
+    ExtractError::Schema {
+        attribute: key.to_string(),
+        message: message.into(),
+    }
 }
 
 /// One attribute: `{"value": v, "confidence": c}` or `[v, c]`.
 fn read_value(key: &str, v: &Value) -> Result<AttributeValue, ExtractError> {
     let (value, confidence) = match v {
         Value::Object(o) => {
-            let value = o.get("value").ok_or_else(|| schema_error(key, "no \"value\" field"))?;
+            let value = o
+                .get("value")
+                .ok_or_else(|| schema_error(key, "no \"value\" field"))?;
             let conf = o
                 .get("confidence")
                 .or_else(|| o.get("conf"))
@@ -113,7 +118,12 @@ fn read_value(key: &str, v: &Value) -> Result<AttributeValue, ExtractError> {
             (value, conf)
         }
         Value::Array(a) if a.len() == 2 => (&a[0], &a[1]),
-        _ => return Err(schema_error(key, "expected {\"value\": ..., \"confidence\": ...}")),
+        _ => {
+            return Err(schema_error(
+                key,
+                "expected {\"value\": ..., \"confidence\": ...}",
+            ))
+        }
     };
     let text = match value {
         Value::String(s) => s.clone(),
@@ -122,7 +132,10 @@ fn read_value(key: &str, v: &Value) -> Result<AttributeValue, ExtractError> {
         Value::Null => String::new(),
         Value::Number(n) => n.to_string(),
         Value::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
+            let parts: Vec<String> = items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect();
             parts.join(", ")
         }
         Value::Object(_) => return Err(schema_error(key, "value must be a string, not an object")),
@@ -139,10 +152,14 @@ fn read_confidence(key: &str, v: &Value) -> Result<f32, ExtractError> {
         _ => None,
     }
     .ok_or_else(|| schema_error(key, format!("confidence {v} is not a number")))?;
-    if !c.is_finite() || c < 0.0 || c > 100.0 {
+    if !c.is_finite() || !(0.0..=100.0).contains(&c) {
         return Err(schema_error(key, format!("confidence {c} outside [0, 1]")));
     }
-    Ok(if c > 1.0 { (c / 100.0) as f32 } else { c as f32 })
+    Ok(if c > 1.0 {
+        (c / 100.0) as f32
+    } else {
+        c as f32
+    })
 }
 
 #[cfg(test)]
@@ -151,7 +168,8 @@ mod tests {
 
     #[test]
     fn finds_json_in_fences_and_prose() {
-        let answer = "Sure! Here it is:\n```json\n{\"age\": {\"value\": \"Adult\", \"confidence\": 0.9}, \
+        let answer =
+            "Sure! Here it is:\n```json\n{\"age\": {\"value\": \"Adult\", \"confidence\": 0.9}, \
                       \"note\": \"a } brace\"}\n```\nHope this helps {not json}.";
         let set = parse_attribute_answer(answer, ObjectKind::Person).unwrap();
         assert_eq!(set["age"], AttributeValue::new("adult", 0.9));
@@ -171,15 +189,32 @@ mod tests {
     fn rejects_bad_answers() {
         let cases = [
             ("no json here", "no JSON"),
-            ("{\"age\": {\"value\": \"adult\", \"confidence\": 0.9", "unbalanced"),
-            ("{\"age\": {\"value\": \"adult\" \"confidence\": 0.9}}", "malformed"),
+            (
+                "{\"age\": {\"value\": \"adult\", \"confidence\": 0.9",
+                "unbalanced",
+            ),
+            (
+                "{\"age\": {\"value\": \"adult\" \"confidence\": 0.9}}",
+                "malformed",
+            ),
             ("{\"age\": {\"value\": \"adult\"}}", "confidence"),
-            ("{\"age\": {\"value\": \"adult\", \"confidence\": 250}}", "outside"),
-            ("{\"colour_of_sky\": {\"value\": \"blue\", \"confidence\": 1}}", "none of"),
+            (
+                "{\"age\": {\"value\": \"adult\", \"confidence\": 250}}",
+                "outside",
+            ),
+            (
+                "{\"colour_of_sky\": {\"value\": \"blue\", \"confidence\": 1}}",
+                "none of",
+            ),
         ];
         for (answer, expected) in cases {
             let err = parse_attribute_answer(answer, ObjectKind::Person).unwrap_err();
-            assert!(err.to_string().to_lowercase().contains(expected), "{answer}: {err}");
+            assert!(
+                err.to_string()
+                    .to_lowercase()
+                    .contains(&expected.to_lowercase()),
+                "{answer}: {err}"
+            );
         }
     }
 

@@ -44,14 +44,25 @@ impl PersonStyle {
     }
 }
 
-const AGE_WORDS: &[&str] = &["child", "teenager", "adult", "senior", "elderly", "young", "middle-aged", "old"];
+const AGE_WORDS: &[&str] = &[
+    "child",
+    "teenager",
+    "adult",
+    "senior",
+    "elderly",
+    "young",
+    "middle-aged",
+    "old",
+];
 const HAIR_LENGTHS: &[&str] = &["short", "medium", "long", "shoulder-length", "bald"];
 const FOOTWEAR_STYLES: &[&str] = &["casual", "athletic", "formal", "sporty", "sports"];
 const SINGULAR_LOWER: &[&str] = &["skirt", "dress"];
 
 /// A slot value: `None` when absent or the canonical unknown.
 fn slot<'a>(set: &'a AttributeSet, key: &str) -> Option<&'a str> {
-    set.get(key).map(|v| v.value.as_str()).filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case(UNKNOWN))
+    set.get(key)
+        .map(|v| v.value.as_str())
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case(UNKNOWN))
 }
 
 fn join(parts: &[Option<&str>]) -> Option<String> {
@@ -60,7 +71,10 @@ fn join(parts: &[Option<&str>]) -> Option<String> {
 }
 
 fn vowel_article(word: &str, capital: bool) -> &'static str {
-    let vowel = word.chars().next().is_some_and(|c| "aeiouAEIOU".contains(c));
+    let vowel = word
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiouAEIOU".contains(c));
     match (vowel, capital) {
         (true, true) => "An",
         (false, true) => "A",
@@ -108,9 +122,15 @@ pub fn compose_person(set: &AttributeSet) -> String {
 /// Compose the caption of one person in the NEXT template with explicit surface choices.
 pub fn compose_person_styled(set: &AttributeSet, style: &PersonStyle) -> String {
     let gender = slot(set, "gender");
-    let subject = style.subject.clone().unwrap_or_else(|| default_subject(gender).to_string());
+    let subject = style
+        .subject
+        .clone()
+        .unwrap_or_else(|| default_subject(gender).to_string());
     let noun = join(&[slot(set, "age"), gender]).unwrap_or_else(|| "person".to_string());
-    let article = style.article.clone().unwrap_or_else(|| vowel_article(&noun, true).to_string());
+    let article = style
+        .article
+        .clone()
+        .unwrap_or_else(|| vowel_article(&noun, true).to_string());
     let mut s1 = format!("{article} {noun} seen");
     if let Some(view) = slot(set, "view") {
         s1 += &format!(" from the {view}");
@@ -129,14 +149,28 @@ pub fn compose_person_styled(set: &AttributeSet, style: &PersonStyle) -> String 
     let lower = join(&[lower_color, lower_type]);
     let footwear = join(&[slot(set, "footwear_style"), slot(set, "footwear_type")]);
     let upper = upper.map(|u| {
-        let det = style.upper_determiner.clone().unwrap_or_else(|| vowel_article(&u, false).to_string());
-        if det.is_empty() { u } else { format!("{det} {u}") }
+        let det = style
+            .upper_determiner
+            .clone()
+            .unwrap_or_else(|| vowel_article(&u, false).to_string());
+        if det.is_empty() {
+            u
+        } else {
+            format!("{det} {u}")
+        }
     });
     let lower = lower.map(|l| {
         let rule = lower_color.is_none() && lower_type.is_some_and(|t| SINGULAR_LOWER.contains(&t));
         let default = if rule { vowel_article(&l, false) } else { "" };
-        let det = style.lower_determiner.clone().unwrap_or_else(|| default.to_string());
-        if det.is_empty() { l } else { format!("{det} {l}") }
+        let det = style
+            .lower_determiner
+            .clone()
+            .unwrap_or_else(|| default.to_string());
+        if det.is_empty() {
+            l
+        } else {
+            format!("{det} {l}")
+        }
     });
     let clothes = match (upper, lower) {
         (Some(u), Some(l)) => Some(format!("{u} with {l}")),
@@ -149,20 +183,39 @@ pub fn compose_person_styled(set: &AttributeSet, style: &PersonStyle) -> String 
         (None, None) => {}
     }
 
-    let glasses = slot(set, "glasses").map(|g| if g == "no" { "not wearing glasses" } else { "wearing glasses" });
-    let carried = slot(set, "carried_items")
-        .map(|c| if has_verb(c) { c.to_string() } else { format!("carrying {c}") });
+    let glasses = slot(set, "glasses").map(|g| {
+        if g == "no" {
+            "not wearing glasses"
+        } else {
+            "wearing glasses"
+        }
+    });
+    let carried = slot(set, "carried_items").map(|c| {
+        if has_verb(c) {
+            c.to_string()
+        } else {
+            format!("carrying {c}")
+        }
+    });
     let hair = join(&[slot(set, "hair_length"), slot(set, "hair_style")]);
     let lower_subject = decapitalise(&subject);
     let mut carried_sentence = carried.as_ref().map(|c| format!("{subject} is {c}."));
     match (hair, glasses) {
         (Some(h), _) if style.carried_in_hair_sentence && carried.is_some() => {
             let c = carried.as_deref().unwrap_or_default();
-            sentences.push(format!("{} hair and {lower_subject} is {c}.", capitalise(&h)));
+            sentences.push(format!(
+                "{} hair and {lower_subject} is {c}.",
+                capitalise(&h)
+            ));
             carried_sentence = None;
         }
-        (Some(h), Some(g)) if style.bare_glasses_clause => sentences.push(format!("{} hair and {g}.", capitalise(&h))),
-        (Some(h), Some(g)) => sentences.push(format!("{} hair and {lower_subject} is {g}.", capitalise(&h))),
+        (Some(h), Some(g)) if style.bare_glasses_clause => {
+            sentences.push(format!("{} hair and {g}.", capitalise(&h)))
+        }
+        (Some(h), Some(g)) => sentences.push(format!(
+            "{} hair and {lower_subject} is {g}.",
+            capitalise(&h)
+        )),
         (Some(h), None) => sentences.push(format!("{} hair.", capitalise(&h))),
         (None, Some(g)) => sentences.push(format!("{subject} is {g}.")),
         (None, None) => {}
@@ -210,7 +263,11 @@ pub fn parse_person_caption(caption: &str) -> Option<ParsedPersonCaption> {
     let (noun, scene) = after.split_once(" seen")?;
     let scene = match scene.strip_prefix(" from the ") {
         Some(s) => {
-            let end = [" during ", " in "].iter().filter_map(|m| s.find(m)).min().unwrap_or(s.len());
+            let end = [" during ", " in "]
+                .iter()
+                .filter_map(|m| s.find(m))
+                .min()
+                .unwrap_or(s.len());
             put("view", &s[..end]);
             &s[end..]
         }
@@ -244,7 +301,11 @@ pub fn parse_person_caption(caption: &str) -> Option<ParsedPersonCaption> {
     // Sentence 2: clothes and footwear.
     let subjects = ["He", "She", "The person"];
     let body = rest.first().and_then(|s| {
-        subjects.iter().find_map(|subj| s.strip_prefix(subj)?.strip_prefix(" is wearing ").map(|b| (*subj, b)))
+        subjects.iter().find_map(|subj| {
+            s.strip_prefix(subj)?
+                .strip_prefix(" is wearing ")
+                .map(|b| (*subj, b))
+        })
     });
     if let Some((subject, body)) = body.filter(|(_, b)| b.contains(", paired with ")) {
         rest = &rest[1..];
@@ -265,7 +326,13 @@ pub fn parse_person_caption(caption: &str) -> Option<ParsedPersonCaption> {
         put("lower_color", lower_color);
         put("lower_type", lower_type);
         let rule = lower_color.is_empty() && SINGULAR_LOWER.contains(&lower_type);
-        if lower_det != if rule { vowel_article(lower, false) } else { "" } {
+        if lower_det
+            != if rule {
+                vowel_article(lower, false)
+            } else {
+                ""
+            }
+        {
             style.lower_determiner = Some(lower_det.to_string());
         }
         let (foot_style, foot_type) = split_footwear(footwear);
@@ -274,7 +341,10 @@ pub fn parse_person_caption(caption: &str) -> Option<ParsedPersonCaption> {
     } else {
         return None;
     }
-    let subject = style.subject.clone().unwrap_or_else(|| default_subject(gender_value).to_string());
+    let subject = style
+        .subject
+        .clone()
+        .unwrap_or_else(|| default_subject(gender_value).to_string());
     let lower_subject = decapitalise(&subject);
 
     // Sentence 3: hair and glasses (or hair and carried items), or a glasses sentence.
@@ -304,7 +374,10 @@ pub fn parse_person_caption(caption: &str) -> Option<ParsedPersonCaption> {
             }
             style.bare_glasses_clause = bare;
         }
-    } else if let Some(g) = rest.first().and_then(|s| s.strip_prefix(&format!("{subject} is "))) {
+    } else if let Some(g) = rest
+        .first()
+        .and_then(|s| s.strip_prefix(&format!("{subject} is ")))
+    {
         match g {
             "wearing glasses" => put("glasses", "yes"),
             "not wearing glasses" => put("glasses", "no"),
@@ -330,7 +403,10 @@ pub fn parse_person_caption(caption: &str) -> Option<ParsedPersonCaption> {
         put("carried_items", phrase);
         style.carried_last = i > 0;
     }
-    let parsed = ParsedPersonCaption { attributes: set, style };
+    let parsed = ParsedPersonCaption {
+        attributes: set,
+        style,
+    };
     Some(parsed)
 }
 
@@ -364,7 +440,7 @@ fn split_garment(phrase: &str) -> (&str, &str) {
 /// `casual sneakers` -> (`casual`, `sneakers`); a doubled unknown form fills both slots.
 fn split_footwear(phrase: &str) -> (&str, &str) {
     let words: Vec<&str> = phrase.split(' ').collect();
-    if words.len() % 2 == 0 && words.len() >= 2 {
+    if words.len().is_multiple_of(2) && words.len() >= 2 {
         let half = phrase.len() / 2;
         if phrase.is_char_boundary(half) && phrase[..half] == phrase[half + 1..] {
             return (&phrase[..half], &phrase[half + 1..]);
@@ -376,5 +452,88 @@ fn split_footwear(phrase: &str) -> (&str, &str) {
             Some((style, "footwear")) => (style, "footwear"),
             _ => ("", phrase),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(pairs: &[(&str, &str)]) -> AttributeSet {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue::new(*v, 0.9)))
+            .collect()
+    }
+
+    #[test]
+    fn composes_the_full_template() {
+        let s = set(&[
+            ("age", "adult"),
+            ("gender", "male"),
+            ("view", "back"),
+            ("capture_time", "nighttime"),
+            ("illumination", "dim"),
+            ("upper_color", "black"),
+            ("upper_type", "jacket"),
+            ("lower_type", "skirt"),
+            ("footwear_style", "casual"),
+            ("footwear_type", "sneakers"),
+            ("hair_length", "short"),
+            ("hair_style", "straight"),
+            ("glasses", "no"),
+            ("carried_items", "backpack"),
+            ("target_clarity", "blurry"),
+        ]);
+        let text = compose_person(&s);
+        assert_eq!(
+            text,
+            "An adult male seen from the back during nighttime in dim lighting. He is wearing a black jacket with \
+             a skirt, paired with casual sneakers. Short straight hair and he is not wearing glasses. He is carrying \
+             backpack. The image appears blurry."
+        );
+        let parsed = parse_person_caption(&text).unwrap();
+        assert!(parsed.style.is_default());
+        assert_eq!(
+            parsed.attributes["carried_items"].value,
+            "carrying backpack"
+        );
+        assert_eq!(parsed.attributes["lower_type"].value, "skirt");
+    }
+
+    #[test]
+    fn unknown_slots_are_left_out() {
+        let cases = [
+            (vec![], "A person seen."),
+            (vec![("gender", "female"), ("glasses", "yes"), ("view", UNKNOWN)], "A female seen. She is wearing glasses."),
+            (
+                vec![("age", "child"), ("lower_color", "blue"), ("lower_type", "jeans"), ("hair_length", "long")],
+                "A child seen. The person is wearing blue jeans. Long hair.",
+            ),
+            (
+                vec![("upper_type", "coat"), ("footwear_type", "boots"), ("target_clarity", "clear"), ("illumination", "bright")],
+                "A person seen in bright lighting. The person is wearing a coat, paired with boots. The image appears clear.",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let s = set(&pairs);
+            assert_eq!(compose_person(&s), expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn parser_records_departures_from_the_default_style() {
+        let text = "A adult female seen from the side. She is wearing a dress with dress, paired with casual \
+                    sneakers. Long hair and not wearing glasses. The image appears blurry. She is holding a phone.";
+        let parsed = parse_person_caption(text).unwrap();
+        assert_eq!(parsed.style.article.as_deref(), Some("A"));
+        assert_eq!(parsed.style.lower_determiner.as_deref(), Some(""));
+        assert!(parsed.style.bare_glasses_clause && parsed.style.carried_last);
+        assert_eq!(
+            compose_person_styled(&parsed.attributes, &parsed.style),
+            text
+        );
+        assert!(parse_person_caption("A side view of a person.").is_none());
+        assert!(parse_person_caption("").is_none());
     }
 }

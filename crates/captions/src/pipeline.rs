@@ -28,7 +28,8 @@ pub type ImageAttributes = BTreeMap<(String, Modality, String), AttributeSet>;
 pub type CaptionFiles = BTreeMap<(String, Modality), Vec<CaptionEntry>>;
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CaptionError> {
-    let text = serde_json::to_vec_pretty(value).map_err(|e| json_error(path, "serialisable data", e))?;
+    let text =
+        serde_json::to_vec_pretty(value).map_err(|e| json_error(path, "serialisable data", e))?;
     next_common::write_atomic(path, &text)?;
     Ok(())
 }
@@ -39,10 +40,16 @@ fn read_json<T: DeserializeOwned>(path: &Path, expected: &'static str) -> Result
 }
 
 /// Write per-(split, modality) files `<split>_<TAG>.json` mapping item -> value.
-fn write_split_files<T: Serialize>(dir: &Path, data: &BTreeMap<(String, Modality, String), T>) -> Result<(), CaptionError> {
+fn write_split_files<T: Serialize>(
+    dir: &Path,
+    data: &BTreeMap<(String, Modality, String), T>,
+) -> Result<(), CaptionError> {
     let mut files: BTreeMap<(String, Modality), BTreeMap<&str, &T>> = BTreeMap::new();
     for ((split, modality, item), value) in data {
-        files.entry((split.clone(), *modality)).or_default().insert(item, value);
+        files
+            .entry((split.clone(), *modality))
+            .or_default()
+            .insert(item, value);
     }
     for ((split, modality), items) in files {
         write_json(&dir.join(caption_file_name(&split, modality)), &items)?;
@@ -51,16 +58,30 @@ fn write_split_files<T: Serialize>(dir: &Path, data: &BTreeMap<(String, Modality
 }
 
 /// Read every `<split>_<TAG>.json` file of `dir` back into one map.
-fn read_split_files<T: DeserializeOwned>(dir: &Path, expected: &'static str) -> Result<BTreeMap<(String, Modality, String), T>, CaptionError> {
-    let read = std::fs::read_dir(dir).map_err(|e| next_common::FileError::new("listing", dir, e))?;
+fn read_split_files<T: DeserializeOwned>(
+    dir: &Path,
+    expected: &'static str,
+) -> Result<BTreeMap<(String, Modality, String), T>, CaptionError> {
+    let read =
+        std::fs::read_dir(dir).map_err(|e| next_common::FileError::new("listing", dir, e))?;
     let mut out = BTreeMap::new();
     let mut paths: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".json") else { continue };
-        let Some((split, tag)) = stem.rsplit_once('_') else { continue };
-        let Some(modality) = Modality::parse(tag) else { continue };
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let Some((split, tag)) = stem.rsplit_once('_') else {
+            continue;
+        };
+        let Some(modality) = Modality::parse(tag) else {
+            continue;
+        };
         let items: BTreeMap<String, T> = read_json(&path, expected)?;
         for (item, value) in items {
             out.insert((split.to_string(), modality, item), value);
@@ -76,7 +97,11 @@ fn read_split_files<T: DeserializeOwned>(dir: &Path, expected: &'static str) -> 
 }
 
 /// Save the attribute stage's results and its failure report (always written, possibly empty).
-pub fn save_attributes(work: &Path, sets: &ModelAttributes, failures: &[FailedRequest]) -> Result<PathBuf, CaptionError> {
+pub fn save_attributes(
+    work: &Path,
+    sets: &ModelAttributes,
+    failures: &[FailedRequest],
+) -> Result<PathBuf, CaptionError> {
     let dir = work.join("attributes");
     write_split_files(&dir, sets)?;
     let report = dir.join("failures.json");
@@ -86,7 +111,10 @@ pub fn save_attributes(work: &Path, sets: &ModelAttributes, failures: &[FailedRe
 
 /// Load the attribute stage's results.
 pub fn load_attributes(work: &Path) -> Result<ModelAttributes, CaptionError> {
-    read_split_files(&work.join("attributes"), "an object: item -> model -> attributes")
+    read_split_files(
+        &work.join("attributes"),
+        "an object: item -> model -> attributes",
+    )
 }
 
 /// Load merged or complemented attribute sets (`stage` is `merged` or `complemented`).
@@ -105,8 +133,14 @@ pub fn merge_and_complement(
     let mut report = UnknownReport::default();
     let mut merged = ImageAttributes::new();
     for (key, per_model) in sets {
-        let mut answers: Vec<(&str, &AttributeSet)> = per_model.iter().map(|(m, s)| (m.as_str(), s)).collect();
-        answers.sort_by_key(|(m, _)| model_order.iter().position(|o| o == m).unwrap_or(usize::MAX));
+        let mut answers: Vec<(&str, &AttributeSet)> =
+            per_model.iter().map(|(m, s)| (m.as_str(), s)).collect();
+        answers.sort_by_key(|(m, _)| {
+            model_order
+                .iter()
+                .position(|o| o == m)
+                .unwrap_or(usize::MAX)
+        });
         for (_, set) in &answers {
             report.before_merge.add(kind, key.1, set);
         }
@@ -116,7 +150,10 @@ pub fn merge_and_complement(
     }
     let mut groups: BTreeMap<(String, String), BTreeMap<Modality, AttributeSet>> = BTreeMap::new();
     for ((split, modality, item), set) in &merged {
-        groups.entry((split.clone(), item.clone())).or_default().insert(*modality, set.clone());
+        groups
+            .entry((split.clone(), item.clone()))
+            .or_default()
+            .insert(*modality, set.clone());
     }
     let mut complemented = ImageAttributes::new();
     for ((split, item), per_modality) in groups {
@@ -129,7 +166,13 @@ pub fn merge_and_complement(
 }
 
 /// Save the merged and complemented sets and the unknown-rate report.
-pub fn save_merge(work: &Path, kind: ObjectKind, merged: &ImageAttributes, complemented: &ImageAttributes, report: &UnknownReport) -> Result<(), CaptionError> {
+pub fn save_merge(
+    work: &Path,
+    kind: ObjectKind,
+    merged: &ImageAttributes,
+    complemented: &ImageAttributes,
+    report: &UnknownReport,
+) -> Result<(), CaptionError> {
     write_split_files(&work.join("merged"), merged)?;
     write_split_files(&work.join("complemented"), complemented)?;
     write_json(&work.join("stats.json"), report)?;
@@ -159,7 +202,11 @@ pub struct LlmComposer<'a> {
 
 /// Compose every image's caption. With an LLM composer, a failed request keeps the template caption
 /// and is listed in the returned failures.
-pub fn compose_all(kind: ObjectKind, sets: &ImageAttributes, llm: Option<&LlmComposer<'_>>) -> (CaptionFiles, Vec<FailedRequest>) {
+pub fn compose_all(
+    kind: ObjectKind,
+    sets: &ImageAttributes,
+    llm: Option<&LlmComposer<'_>>,
+) -> (CaptionFiles, Vec<FailedRequest>) {
     let mut files = CaptionFiles::new();
     let mut failures = Vec::new();
     for ((split, modality, item), set) in sets {
@@ -181,12 +228,24 @@ pub fn compose_all(kind: ObjectKind, sets: &ImageAttributes, llm: Option<&LlmCom
                 }
             },
         };
-        files.entry((split.clone(), *modality)).or_default().push(CaptionEntry { item: item.clone(), description });
+        files
+            .entry((split.clone(), *modality))
+            .or_default()
+            .push(CaptionEntry {
+                item: item.clone(),
+                description,
+            });
     }
     (files, failures)
 }
 
-fn compose_with_llm(kind: ObjectKind, modality: Modality, set: &AttributeSet, draft: &str, llm: &LlmComposer<'_>) -> Result<String, String> {
+fn compose_with_llm(
+    kind: ObjectKind,
+    modality: Modality,
+    set: &AttributeSet,
+    draft: &str,
+    llm: &LlmComposer<'_>,
+) -> Result<String, String> {
     let attributes = serde_json::to_string(set).map_err(|e| e.to_string())?;
     let prompt = llm.prompt.render(&[
         ("kind", kind.name()),
@@ -206,7 +265,10 @@ fn compose_with_llm(kind: ObjectKind, modality: Modality, set: &AttributeSet, dr
             Ok(text.to_string())
         }
     };
-    let (_, caption) = llm.client.complete_validated(llm.model, &prompt, None, accept).map_err(|e| e.to_string())?;
+    let (_, caption) = llm
+        .client
+        .complete_validated(llm.model, &prompt, None, accept)
+        .map_err(|e| e.to_string())?;
     let entry = CacheEntry {
         model: llm.model.to_string(),
         prompt: llm.prompt.id.clone(),

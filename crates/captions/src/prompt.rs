@@ -6,8 +6,10 @@ use crate::schema::ObjectKind;
 use next_common::Modality;
 use std::path::Path;
 
-const PERSON_ATTRIBUTES_V1: &str = include_str!("../../../configs/prompts/person_attributes.v1.txt");
-const VEHICLE_ATTRIBUTES_V1: &str = include_str!("../../../configs/prompts/vehicle_attributes.v1.txt");
+const PERSON_ATTRIBUTES_V1: &str =
+    include_str!("../../../configs/prompts/person_attributes.v1.txt");
+const VEHICLE_ATTRIBUTES_V1: &str =
+    include_str!("../../../configs/prompts/vehicle_attributes.v1.txt");
 const CAPTION_COMPOSE_V1: &str = include_str!("../../../configs/prompts/caption_compose.v1.txt");
 
 /// An instruction template with `{placeholder}` slots and a version id that keys the cache.
@@ -35,19 +37,31 @@ impl PromptTemplate {
 
     /// A template from an id and a text.
     pub fn new(id: impl Into<String>, text: impl Into<String>) -> Self {
-        Self { id: id.into(), text: text.into() }
+        Self {
+            id: id.into(),
+            text: text.into(),
+        }
     }
 
     /// Load a template file; its id is the file name without the `.txt` extension.
     pub fn load(path: &Path) -> Result<Self, CaptionError> {
         let bytes = next_common::read_file(path)?;
         let text = String::from_utf8(bytes).map_err(|_| {
-            CaptionError::Config(format!("{}: expected a UTF-8 prompt template", path.display()))
+            CaptionError::Config(format!(
+                "{}: expected a UTF-8 prompt template",
+                path.display()
+            ))
         })?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let id = name.strip_suffix(".txt").unwrap_or(&name).to_string();
         if id.is_empty() {
-            return Err(CaptionError::Config(format!("{}: prompt file has no name", path.display())));
+            return Err(CaptionError::Config(format!(
+                "{}: prompt file has no name",
+                path.display()
+            )));
         }
         Ok(Self { id, text })
     }
@@ -63,7 +77,10 @@ impl PromptTemplate {
 
     /// The attribute instruction for one image of `modality`.
     pub fn render_for(&self, modality: Modality) -> String {
-        self.render(&[("modality", modality.name()), ("modality_note", modality_note(modality))])
+        self.render(&[
+            ("modality", modality.name()),
+            ("modality_note", modality_note(modality)),
+        ])
     }
 }
 
@@ -72,7 +89,9 @@ pub fn modality_note(modality: Modality) -> &'static str {
     match modality {
         Modality::Rgb => "visible light; colours are meaningful",
         Modality::Nir => "near-infrared, grey-scale; colours cannot be seen",
-        Modality::Tir => "thermal infrared, a grey-scale heat map; colours and lighting cannot be seen",
+        Modality::Tir => {
+            "thermal infrared, a grey-scale heat map; colours and lighting cannot be seen"
+        }
     }
 }
 
@@ -86,10 +105,18 @@ mod tests {
             let prompt = PromptTemplate::attributes(kind);
             assert!(prompt.id.ends_with(".v1"));
             for spec in kind.attributes() {
-                assert!(prompt.text.contains(&format!("- {}:", spec.key)), "{} lacks {}", prompt.id, spec.key);
+                assert!(
+                    prompt.text.contains(&format!("- {}:", spec.key)),
+                    "{} lacks {}",
+                    prompt.id,
+                    spec.key
+                );
             }
             let text = prompt.render_for(Modality::Tir);
-            assert!(text.contains("TIR image") && !text.contains("{modality"), "{text}");
+            assert!(
+                text.contains("TIR image") && !text.contains("{modality"),
+                "{text}"
+            );
         }
     }
 

@@ -56,15 +56,31 @@ pub const PERSON_ATTRIBUTES: &[AttributeSpec] = &[
     spec("capture_time", Environment, "daytime or nighttime"),
     spec("illumination", Environment, "bright, normal or dim"),
     spec("upper_color", Colour, "colour of the upper-body garment"),
-    spec("upper_type", Silhouette, "upper garment: t-shirt, jacket, sweater, coat, dress, ..."),
+    spec(
+        "upper_type",
+        Silhouette,
+        "upper garment: t-shirt, jacket, sweater, coat, dress, ...",
+    ),
     spec("lower_color", Colour, "colour of the lower-body garment"),
-    spec("lower_type", Silhouette, "lower garment: trousers, jeans, shorts, skirt, ..."),
+    spec(
+        "lower_type",
+        Silhouette,
+        "lower garment: trousers, jeans, shorts, skirt, ...",
+    ),
     spec("footwear_style", Silhouette, "casual, athletic or formal"),
-    spec("footwear_type", Silhouette, "sneakers, boots, sandals, shoes, heels, ..."),
+    spec(
+        "footwear_type",
+        Silhouette,
+        "sneakers, boots, sandals, shoes, heels, ...",
+    ),
     spec("hair_length", Silhouette, "short, medium or long"),
     spec("hair_style", Silhouette, "straight, curly, wavy, bun, ..."),
     spec("glasses", Silhouette, "yes or no"),
-    spec("carried_items", Carried, "action and item, e.g. carrying a backpack, holding a phone"),
+    spec(
+        "carried_items",
+        Carried,
+        "action and item, e.g. carrying a backpack, holding a phone",
+    ),
     spec("target_clarity", Environment, "clear or blurry"),
 ];
 
@@ -72,7 +88,11 @@ pub const PERSON_ATTRIBUTES: &[AttributeSpec] = &[
 pub const VEHICLE_ATTRIBUTES: &[AttributeSpec] = &[
     spec("color", Colour, "body colour"),
     spec("brand", Silhouette, "manufacturer, e.g. Volkswagen"),
-    spec("type", Silhouette, "sedan, SUV, hatchback, van, bus, truck, ..."),
+    spec(
+        "type",
+        Silhouette,
+        "sedan, SUV, hatchback, van, bus, truck, ...",
+    ),
     spec("view", Environment, "front, back, side or diagonal"),
     spec("illumination", Environment, "bright, normal or dim"),
     spec("capture_time", Environment, "daytime or nighttime"),
@@ -81,9 +101,21 @@ pub const VEHICLE_ATTRIBUTES: &[AttributeSpec] = &[
     spec("window_tint", Silhouette, "tinted or clear"),
     spec("window_shape", Silhouette, "curved or flat"),
     spec("headlight_state", Silhouette, "on or off"),
-    spec("headlight_shape", Silhouette, "angular, oval, rectangular, ..."),
-    spec("taillight_shape", Silhouette, "angular, oval, rectangular, ..."),
-    spec("grille_shape", Silhouette, "horizontal, hexagonal, mesh, ..."),
+    spec(
+        "headlight_shape",
+        Silhouette,
+        "angular, oval, rectangular, ...",
+    ),
+    spec(
+        "taillight_shape",
+        Silhouette,
+        "angular, oval, rectangular, ...",
+    ),
+    spec(
+        "grille_shape",
+        Silhouette,
+        "horizontal, hexagonal, mesh, ...",
+    ),
     spec("grille_edges", Silhouette, "rounded, sharp or straight"),
     spec("roof_condition", Silhouette, "clean or dirty"),
     spec("roof_shape", Silhouette, "sloped or flat"),
@@ -129,17 +161,48 @@ pub fn is_unknown_text(text: &str) -> bool {
         return true;
     }
     const EXACT: &[&str] = &[
-        "unknown", "unclear", "none", "n/a", "na", "null", "nil", "not visible", "none visible",
-        "not applicable", "unsure", "uncertain", "undetermined", "indeterminate", "unspecified",
-        "undefined", "unidentifiable", "unidentified", "unknowable", "nothing", "not sure",
-        "cannot tell", "can't tell", "cannot determine", "not determinable", "-", "?",
+        "unknown",
+        "unclear",
+        "none",
+        "n/a",
+        "na",
+        "null",
+        "nil",
+        "not visible",
+        "none visible",
+        "not applicable",
+        "unsure",
+        "uncertain",
+        "undetermined",
+        "indeterminate",
+        "unspecified",
+        "undefined",
+        "unidentifiable",
+        "unidentified",
+        "unknowable",
+        "nothing",
+        "not sure",
+        "cannot tell",
+        "can't tell",
+        "cannot determine",
+        "not determinable",
+        "-",
+        "?",
     ];
     if EXACT.contains(&t) {
         return true;
     }
     const PREFIXES: &[&str] = &[
-        "unknown ", "unclear ", "unknowable", "unidentifiable", "indeterminate", "undetermined",
-        "cannot be determined", "not visible", "not discernible", "undiscernible",
+        "unknown ",
+        "unclear ",
+        "unknowable",
+        "unidentifiable",
+        "indeterminate",
+        "undetermined",
+        "cannot be determined",
+        "not visible",
+        "not discernible",
+        "undiscernible",
     ];
     PREFIXES.iter().any(|p| t.starts_with(p))
 }
@@ -168,8 +231,16 @@ pub struct AttributeValue {
 impl AttributeValue {
     /// A value with a confidence (clamped to `[0, 1]`; NaN becomes 0).
     pub fn new(value: impl Into<String>, confidence: f32) -> Self {
-        let confidence = if confidence.is_nan() { 0.0 } else { confidence.clamp(0.0, 1.0) };
-        Self { value: value.into(), confidence, source: None }
+        let confidence = if confidence.is_nan() {
+            0.0
+        } else {
+            confidence.clamp(0.0, 1.0)
+        };
+        Self {
+            value: value.into(),
+            confidence,
+            source: None,
+        }
     }
 
     /// An unknown value with confidence 0.
@@ -197,11 +268,24 @@ mod tests {
 
     #[test]
     fn unknown_forms_are_normalised() {
-        for text in ["Unknown", " unclear.", "none", "N/A", "unknowable due to blurriness", "", "Not visible"] {
+        for text in [
+            "Unknown",
+            " unclear.",
+            "none",
+            "N/A",
+            "unknowable due to blurriness",
+            "",
+            "Not visible",
+        ] {
             assert!(is_unknown_text(text), "{text:?}");
             assert_eq!(normalise_value(text), UNKNOWN);
         }
-        for text in ["black", "casual", "carrying a backpack", "not wearing glasses"] {
+        for text in [
+            "black",
+            "casual",
+            "carrying a backpack",
+            "not wearing glasses",
+        ] {
             assert!(!is_unknown_text(text), "{text:?}");
         }
         assert_eq!(normalise_value(" Dark Blue "), "dark blue");
@@ -216,7 +300,10 @@ mod tests {
             keys.dedup();
             assert_eq!(keys.len(), n, "{kind:?}");
         }
-        assert_eq!(ObjectKind::Person.spec("upper_color").map(|s| s.class), Some(AttributeClass::Colour));
+        assert_eq!(
+            ObjectKind::Person.spec("upper_color").map(|s| s.class),
+            Some(AttributeClass::Colour)
+        );
         assert!(ObjectKind::Vehicle.spec("hair_style").is_none());
     }
 

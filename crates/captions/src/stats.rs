@@ -52,8 +52,12 @@ pub struct UnknownReport {
 impl UnknownReport {
     /// A plain-text table: one row per modality and attribute, unknown % at each stage.
     pub fn table(&self, kind: ObjectKind) -> String {
-        let mut out = String::from("modality attribute              before%  merged%  complemented%\n");
-        let pct = |c: &UnknownCounts, m, k: &str| c.rate(m, k).map_or("-".to_string(), |r| format!("{:.1}", 100.0 * r));
+        let mut out =
+            String::from("modality attribute              before%  merged%  complemented%\n");
+        let pct = |c: &UnknownCounts, m, k: &str| {
+            c.rate(m, k)
+                .map_or("-".to_string(), |r| format!("{:.1}", 100.0 * r))
+        };
         for m in Modality::ALL {
             if !self.after_merge.counts.contains_key(&m) {
                 continue;
@@ -69,7 +73,10 @@ impl UnknownReport {
                     pct(&self.after_complement, m, spec.key)
                 );
             }
-            let all = |c: &UnknownCounts| c.overall(m).map_or("-".to_string(), |r| format!("{:.1}", 100.0 * r));
+            let all = |c: &UnknownCounts| {
+                c.overall(m)
+                    .map_or("-".to_string(), |r| format!("{:.1}", 100.0 * r))
+            };
             let _ = writeln!(
                 out,
                 "{:<8} {:<22} {:>7}  {:>7}  {:>13}",
@@ -81,5 +88,39 @@ impl UnknownReport {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::AttributeValue;
+
+    #[test]
+    fn rates_count_missing_and_unknown_values() {
+        let mut counts = UnknownCounts::default();
+        let known: AttributeSet = [("age".to_string(), AttributeValue::new("adult", 0.9))].into();
+        let unknown: AttributeSet =
+            [("age".to_string(), AttributeValue::new("unclear", 0.9))].into();
+        counts.add(ObjectKind::Person, Modality::Tir, &known);
+        counts.add(ObjectKind::Person, Modality::Tir, &unknown);
+        assert_eq!(counts.rate(Modality::Tir, "age"), Some(0.5));
+        assert_eq!(counts.rate(Modality::Tir, "gender"), Some(1.0));
+        assert_eq!(counts.rate(Modality::Rgb, "age"), None);
+        let n = ObjectKind::Person.attributes().len() as f64;
+        let overall = counts.overall(Modality::Tir).unwrap();
+        assert!((overall - (2.0 * n - 1.0) / (2.0 * n)).abs() < 1e-12);
+        let report = UnknownReport {
+            after_merge: counts.clone(),
+            ..Default::default()
+        };
+        let table = report.table(ObjectKind::Person);
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("TIR") && l.contains("age") && l.contains("50.0")),
+            "{table}"
+        );
+        assert!(!table.contains("RGB "), "{table}");
     }
 }

@@ -51,6 +51,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Backends, devices and model size.
     Info(ConfigArgs),
+    /// Caption pipeline (attributes, merge, compose) of next-captions.
+    #[command(subcommand)]
+    Caption(next_reid::captions::CaptionCommand),
 }
 
 /// A config file plus `--set` overrides.
@@ -197,6 +200,7 @@ fn run_on<B: AutodiffBackend>(command: Command) -> Result<(), RunError> {
         Command::Synth(a) => cmd_synth(&a),
         Command::Demo(a) => crate::demo::run_demo::<B>(&a, &device),
         Command::Info(a) => cmd_info::<B>(&a),
+        Command::Caption(c) => next_reid::captions::run_caption_command(c).map_err(|e| RunError::Other(e.to_string())),
     }
 }
 
@@ -363,8 +367,13 @@ fn subset(e: &Extracted, rows: &[usize]) -> Extracted {
 
 fn cmd_synth(a: &SynthArgs) -> Result<(), RunError> {
     let cfg = a.config.load()?;
-    let summary = crate::demo::write_synthetic_benchmark(&cfg, &a.out)?;
+    let (data, summary) = crate::demo::write_synthetic_benchmark(&cfg, &a.out)?;
     println!("{summary}");
+    println!(
+        "use it with: --set data.root={} --set data.kind=rgbnt201 --set data.captions={}",
+        data.root.display(),
+        data.captions.as_ref().map(|c| c.display().to_string()).unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! before deserialising, and unknown keys reported with the nearest valid key.
 
 use serde::{Deserialize, Serialize};
-use next_reid::data::{DatasetConfig, DatasetKind};
+use next_reid::data::{DatasetConfig, DatasetKind, SynthConfig};
 use next_reid::model::NextConfig;
 use std::path::{Path, PathBuf};
 
@@ -60,8 +60,8 @@ pub struct RunConfig {
     pub solver: SolverSection,
     /// Evaluation protocol.
     pub eval: EvalSection,
-    /// The synthetic benchmark written by `next synth` / `next demo`.
-    pub synthetic: SyntheticSection,
+    /// The synthetic benchmark written by `next synth` / `next demo` (the `next-data` settings).
+    pub synthetic: SynthConfig,
 }
 
 /// Batching and decoding threads.
@@ -128,20 +128,6 @@ pub struct EvalSection {
     pub show_ranks: usize,
 }
 
-/// The synthetic benchmark.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyntheticSection {
-    /// Training identities.
-    pub train_ids: usize,
-    /// Test identities.
-    pub test_ids: usize,
-    /// Triplets per identity.
-    pub per_id: usize,
-    /// Generator seed.
-    pub seed: u64,
-}
-
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
@@ -151,7 +137,7 @@ impl Default for RunConfig {
             loader: LoaderSection::default(),
             solver: SolverSection::default(),
             eval: EvalSection::default(),
-            synthetic: SyntheticSection::default(),
+            synthetic: SynthConfig::default(),
         }
     }
 }
@@ -188,12 +174,6 @@ impl Default for EvalSection {
     }
 }
 
-impl Default for SyntheticSection {
-    fn default() -> Self {
-        Self { train_ids: 24, test_ids: 12, per_id: 8, seed: 7 }
-    }
-}
-
 impl RunConfig {
     /// Read a TOML file (or start from defaults when `path` is `None`), apply `--set` overrides,
     /// check every key against the schema and deserialise.
@@ -215,7 +195,7 @@ impl RunConfig {
             apply_override(&mut tree, item)?;
             check_keys(&mut tree, &schema, "", &format!("--set {item}"))?;
         }
-        let config: RunConfig = tree
+        let config: RunConfig = with_defaults(tree)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid { origin, message: e.to_string() })?;
         config.validate()?;
@@ -234,7 +214,7 @@ impl RunConfig {
             apply_override(&mut tree, item)?;
             check_keys(&mut tree, &schema, "", &format!("--set {item}"))?;
         }
-        let config: RunConfig = tree.try_into().map_err(|e: toml::de::Error| {
+        let config: RunConfig = with_defaults(tree).try_into().map_err(|e: toml::de::Error| {
             ConfigError::Invalid { origin: "<embedded>".into(), message: e.to_string() }
         })?;
         config.validate()?;
@@ -281,7 +261,26 @@ fn schema_table() -> toml::Table {
     // Optional fields are skipped when `None`: give them a value so that they are in the schema.
     full.data.captions = Some(PathBuf::from("captions"));
     full.data.image_size = Some([256, 128]);
+    full.synthetic.image_size = Some([128, 64]);
     toml::Table::try_from(full).unwrap_or_default()
+}
+
+/// The default configuration with `user` laid over it, key by key (so a partial `[data]` section
+/// keeps the default values of the keys it does not name).
+fn with_defaults(user: toml::Table) -> toml::Table {
+    fn merge(base: &mut toml::Table, overlay: toml::Table) {
+        for (key, value) in overlay {
+            match (base.get_mut(&key), value) {
+                (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+                (_, v) => {
+                    base.insert(key, v);
+                }
+            }
+        }
+    }
+    let mut base = toml::Table::try_from(RunConfig::default()).unwrap_or_default();
+    merge(&mut base, user);
+    base
 }
 
 /// Walk `user` against `schema`: unknown keys are errors naming the nearest valid key; integers

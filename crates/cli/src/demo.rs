@@ -8,26 +8,41 @@ use crate::evaluate::{evaluate_model, format_table};
 use crate::trainer::{build_model, train, TrainOptions};
 use crate::RunError;
 use burn::tensor::backend::AutodiffBackend;
+use next_reid::common::Progress;
+use next_reid::data::{write_synthetic, DatasetConfig};
 use next_reid::model::ClipSource;
 use std::path::Path;
 use std::time::Instant;
 
-/// Write the synthetic benchmark of `cfg.synthetic` into `out`; returns a one-line summary.
-pub fn write_synthetic_benchmark(cfg: &RunConfig, out: &Path) -> Result<String, RunError> {
-    let s = &cfg.synthetic;
-    let [height, width] = cfg.data.size();
-    let _ = (s, height, width, out);
-    Err(RunError::Other("the synthetic benchmark generator of next-data is not available in this build".into()))
+/// Write the synthetic benchmark of `cfg.synthetic` (at the image size of `cfg.data`) into `out`;
+/// returns the dataset settings pointing at it and a one-line summary.
+pub fn write_synthetic_benchmark(cfg: &RunConfig, out: &Path) -> Result<(DatasetConfig, String), RunError> {
+    let mut synth = cfg.synthetic.clone();
+    synth.image_size = Some(cfg.data.size());
+    let total = (synth.train_ids + synth.test_ids) * synth.images_per_id;
+    let mut progress = Progress::new("synthetic", total as u64, "triplet");
+    let summary = write_synthetic(&synth, out, &mut progress)?;
+    progress.finish();
+    let mut data = summary.dataset_config();
+    data.normalization = cfg.data.normalization;
+    data.augment_sync = cfg.data.augment_sync;
+    data.random_erasing = cfg.data.random_erasing;
+    let line = format!(
+        "synthetic benchmark: {} train / {} test triplets ({} x {} px) in {}; contact sheet {}",
+        summary.train_triplets,
+        summary.test_triplets,
+        summary.image_size[0],
+        summary.image_size[1],
+        summary.root.display(),
+        summary.contact_sheet.display()
+    );
+    Ok((data, line))
 }
 
 /// The demo configuration with its data folder under `out` (and a CLIP folder if given).
 pub fn demo_config(out: &Path, clip: Option<&Path>, overrides: &[String]) -> Result<RunConfig, RunError> {
     let mut cfg = RunConfig::from_toml_str(DEMO_CONFIG, overrides)?;
-    let data = out.join("data");
-    cfg.data.root = data.clone();
-    if cfg.data.captions.is_some() {
-        cfg.data.captions = Some(data.join("captions"));
-    }
+    cfg.data.root = out.join("data");
     if let Some(dir) = clip {
         cfg.model.clip = ClipSource::HfDir(dir.to_path_buf());
         cfg.data.normalization = next_reid::data::Normalization::Clip;
@@ -38,9 +53,10 @@ pub fn demo_config(out: &Path, clip: Option<&Path>, overrides: &[String]) -> Res
 /// Run the whole demo.
 pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<(), RunError> {
     let started = Instant::now();
-    let cfg = demo_config(&a.out, a.clip.as_deref(), &a.overrides)?;
-    let summary = write_synthetic_benchmark(&cfg, &cfg.data.root)?;
+    let mut cfg = demo_config(&a.out, a.clip.as_deref(), &a.overrides)?;
+    let (data, summary) = write_synthetic_benchmark(&cfg, &cfg.data.root)?;
     eprintln!("{summary}");
+    cfg.data = data;
     let dataset = open_dataset(&cfg, true)?;
     let report_dir = a.out.join("report");
     let workers = cfg.loader.workers;

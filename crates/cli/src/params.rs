@@ -70,6 +70,28 @@ pub fn collect_params<B: Backend, M: Module<B>>(module: &M) -> Vec<(ParamId, Vec
     collector.found
 }
 
+/// A 64-bit FNV-1a digest of every float parameter's values in visit order (ids excluded), as
+/// hex: equal digests mean equal weights, whatever the parameter ids.
+pub fn weights_digest<B: Backend, M: Module<B>>(module: &M) -> String {
+    struct Digest {
+        hash: u64,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Digest {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            for v in data.iter::<f32>() {
+                for b in v.to_bits().to_le_bytes() {
+                    self.hash ^= b as u64;
+                    self.hash = self.hash.wrapping_mul(0x100000001b3);
+                }
+            }
+        }
+    }
+    let mut digest = Digest { hash: 0xcbf29ce484222325 };
+    module.visit(&mut digest);
+    format!("{:016x}", digest.hash)
+}
+
 /// The parameter ids of each group.
 #[derive(Debug, Clone, Default)]
 pub struct GroupIds {

@@ -126,7 +126,8 @@ fn save_checkpoint<B: AutodiffBackend>(
         .map_err(|e| RunError::Other(format!("serialising the model for {}: {e}", path.display())))?;
     let optim_bytes = Recorder::<B>::record(&rec, optim.to_record(), ())
         .map_err(|e| RunError::Other(format!("serialising the optimiser for {}: {e}", path.display())))?;
-    let header = serde_json::to_value(state).map_err(|e| RunError::Other(e.to_string()))?;
+    let mut header = serde_json::to_value(state).map_err(|e| RunError::Other(e.to_string()))?;
+    header["weights_digest"] = serde_json::Value::String(crate::params::weights_digest::<B, _>(model));
     Checkpoint { header, blobs: vec![("model".into(), model_bytes), ("optimizer".into(), optim_bytes)] }
         .save(path)?;
     Ok(())
@@ -164,7 +165,6 @@ pub fn train<B: AutodiffBackend>(
         .map_err(|e| next_reid::common::FileError::new("creating output folder", &opts.out_dir, e))?;
     next_reid::common::write_atomic(opts.out_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     let mut model = build_model::<B>(cfg, dataset, device)?;
-    let groups = GroupIds::of_module::<B, _>(&model);
     let mut adam = AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(s.weight_decay as f32)));
     if s.grad_clip > 0.0 {
         adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(s.grad_clip)));
@@ -207,6 +207,8 @@ pub fn train<B: AutodiffBackend>(
             }
         }
     }
+    // Parameter ids come from the checkpoint on resume: classify them only now.
+    let groups = GroupIds::of_module::<B, _>(&model);
     let mut step_log = JsonLines::open(&step_log_path)?;
     let mut epoch_log = JsonLines::open(&epoch_log_path)?;
     let labels: Vec<i64> = dataset.train.iter().map(|r| r.label).collect();

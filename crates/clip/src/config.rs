@@ -118,7 +118,10 @@ impl ClipConfig {
     /// OpenAI CLIP ViT-B/16 (`openai/clip-vit-base-patch16`).
     pub fn vit_b16() -> Self {
         Self {
-            vision: ClipVisionConfig { patch_size: 16, ..ClipVisionConfig::default() },
+            vision: ClipVisionConfig {
+                patch_size: 16,
+                ..ClipVisionConfig::default()
+            },
             text: ClipTextConfig::default(),
             projection_dim: 512,
         }
@@ -127,7 +130,10 @@ impl ClipConfig {
     /// OpenAI CLIP ViT-B/32 (`openai/clip-vit-base-patch32`).
     pub fn vit_b32() -> Self {
         Self {
-            vision: ClipVisionConfig { patch_size: 32, ..ClipVisionConfig::default() },
+            vision: ClipVisionConfig {
+                patch_size: 32,
+                ..ClipVisionConfig::default()
+            },
             text: ClipTextConfig::default(),
             projection_dim: 512,
         }
@@ -171,8 +177,14 @@ impl ClipConfig {
         let vision = section::<ClipVisionConfig>(&root, "vision_config", &path)?;
         let text = section::<ClipTextConfig>(&root, "text_config", &path)?;
         let projection_dim = projection_dim(&root, &path)?;
-        let config = Self { vision, text, projection_dim };
-        config.validate().map_err(|message| ClipError::InvalidConfig { path, message })?;
+        let config = Self {
+            vision,
+            text,
+            projection_dim,
+        };
+        config
+            .validate()
+            .map_err(|message| ClipError::InvalidConfig { path, message })?;
         Ok(config)
     }
 
@@ -205,9 +217,19 @@ impl ClipVisionConfig {
                 })
             }
         };
-        check_activation(&root, if model_type == "clip" { "vision_config" } else { "" }, &path)?;
+        check_activation(
+            &root,
+            if model_type == "clip" {
+                "vision_config"
+            } else {
+                ""
+            },
+            &path,
+        )?;
         let projection_dim = projection_dim(&root, &path)?;
-        config.validate().map_err(|message| ClipError::InvalidConfig { path, message })?;
+        config
+            .validate()
+            .map_err(|message| ClipError::InvalidConfig { path, message })?;
         Ok((config, projection_dim))
     }
 
@@ -218,11 +240,19 @@ impl ClipVisionConfig {
 
     /// Check that heads divide the width and patches tile the image.
     pub fn validate(&self) -> Result<(), String> {
-        check_widths("vision", self.hidden_size, self.num_attention_heads, self.intermediate_size)?;
+        check_widths(
+            "vision",
+            self.hidden_size,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )?;
         if self.num_hidden_layers == 0 || self.num_channels == 0 {
             return Err("vision: num_hidden_layers and num_channels must be positive".into());
         }
-        if self.patch_size == 0 || self.image_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0
+            || self.image_size == 0
+            || !self.image_size.is_multiple_of(self.patch_size)
+        {
             return Err(format!(
                 "vision: image_size {} must be a positive multiple of patch_size {}",
                 self.image_size, self.patch_size
@@ -235,9 +265,16 @@ impl ClipVisionConfig {
 impl ClipTextConfig {
     /// Check that heads divide the width and token ids fit the vocabulary.
     pub fn validate(&self) -> Result<(), String> {
-        check_widths("text", self.hidden_size, self.num_attention_heads, self.intermediate_size)?;
+        check_widths(
+            "text",
+            self.hidden_size,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )?;
         if self.num_hidden_layers == 0 || self.max_position_embeddings == 0 {
-            return Err("text: num_hidden_layers and max_position_embeddings must be positive".into());
+            return Err(
+                "text: num_hidden_layers and max_position_embeddings must be positive".into(),
+            );
         }
         if self.effective_eos_token_id() >= self.vocab_size {
             return Err(format!(
@@ -250,7 +287,7 @@ impl ClipTextConfig {
 }
 
 fn check_widths(tower: &str, width: usize, heads: usize, mlp: usize) -> Result<(), String> {
-    if width == 0 || heads == 0 || mlp == 0 || width % heads != 0 {
+    if width == 0 || heads == 0 || mlp == 0 || !width.is_multiple_of(heads) {
         return Err(format!(
             "{tower}: hidden_size {width} must be a positive multiple of num_attention_heads {heads} \
              (intermediate_size {mlp} positive)"
@@ -268,7 +305,10 @@ fn read_config_json(dir: &Path) -> Result<(std::path::PathBuf, Value), ClipError
     }
     let path = dir.join("config.json");
     if !path.is_file() {
-        return Err(ClipError::MissingFile { path, expected: "a Hugging Face CLIP config.json" });
+        return Err(ClipError::MissingFile {
+            path,
+            expected: "a Hugging Face CLIP config.json",
+        });
     }
     let bytes = next_common::read_file(&path)?;
     let root: Value = serde_json::from_slice(&bytes).map_err(|e| ClipError::InvalidConfig {
@@ -276,22 +316,31 @@ fn read_config_json(dir: &Path) -> Result<(std::path::PathBuf, Value), ClipError
         message: format!("not valid JSON: {e}"),
     })?;
     if !root.is_object() {
-        return Err(ClipError::InvalidConfig { path, message: "expected a JSON object".into() });
+        return Err(ClipError::InvalidConfig {
+            path,
+            message: "expected a JSON object".into(),
+        });
     }
     Ok((path, root))
 }
 
 fn model_type(root: &Value) -> String {
-    root.get("model_type").and_then(Value::as_str).unwrap_or("<none>").to_string()
+    root.get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("<none>")
+        .to_string()
 }
 
 fn projection_dim(root: &Value, path: &Path) -> Result<usize, ClipError> {
     match root.get("projection_dim") {
         None => Ok(512),
-        Some(v) => v.as_u64().map(|v| v as usize).ok_or_else(|| ClipError::InvalidConfig {
-            path: path.to_path_buf(),
-            message: format!("projection_dim must be a positive integer, found {v}"),
-        }),
+        Some(v) => v
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| ClipError::InvalidConfig {
+                path: path.to_path_buf(),
+                message: format!("projection_dim must be a positive integer, found {v}"),
+            }),
     }
 }
 
@@ -301,11 +350,15 @@ fn section<T: for<'de> Deserialize<'de>>(
     path: &Path,
 ) -> Result<T, ClipError> {
     check_activation(root, key, path)?;
-    let value = root.get(key).cloned().unwrap_or(Value::Object(Default::default()));
+    let value = root
+        .get(key)
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
     parse_value(value, path).map_err(|e| match e {
-        ClipError::InvalidConfig { path, message } => {
-            ClipError::InvalidConfig { path, message: format!("{key}: {message}") }
-        }
+        ClipError::InvalidConfig { path, message } => ClipError::InvalidConfig {
+            path,
+            message: format!("{key}: {message}"),
+        },
         other => other,
     })
 }
@@ -319,8 +372,14 @@ fn parse_value<T: for<'de> Deserialize<'de>>(value: Value, path: &Path) -> Resul
 
 /// Only QuickGELU (OpenAI CLIP's activation) is implemented; reject anything else by name.
 fn check_activation(root: &Value, key: &str, path: &Path) -> Result<(), ClipError> {
-    let section = if key.is_empty() { Some(root) } else { root.get(key) };
-    let act = section.and_then(|s| s.get("hidden_act")).and_then(Value::as_str);
+    let section = if key.is_empty() {
+        Some(root)
+    } else {
+        root.get(key)
+    };
+    let act = section
+        .and_then(|s| s.get("hidden_act"))
+        .and_then(Value::as_str);
     match act {
         None | Some("quick_gelu") => Ok(()),
         Some(other) => Err(ClipError::InvalidConfig {

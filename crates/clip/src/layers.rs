@@ -31,7 +31,13 @@ impl<B: Backend> ClipAttention<B> {
     /// Randomly initialised attention of the given width and head count.
     pub fn new(width: usize, num_heads: usize, device: &B::Device) -> Self {
         let linear = || LinearConfig::new(width, width).init(device);
-        Self { q_proj: linear(), k_proj: linear(), v_proj: linear(), out_proj: linear(), num_heads }
+        Self {
+            q_proj: linear(),
+            k_proj: linear(),
+            v_proj: linear(),
+            out_proj: linear(),
+            num_heads,
+        }
     }
 
     /// Attend over `x` `[B, T, D]`; `mask` is added to the scores `[B, 1, T, T]` (0 = keep,
@@ -41,7 +47,8 @@ impl<B: Backend> ClipAttention<B> {
         let head_dim = width / self.num_heads;
         let scale = (head_dim as f64).powf(-0.5);
         let split = |t: Tensor<B, 3>| {
-            t.reshape([batch, tokens, self.num_heads, head_dim]).swap_dims(1, 2)
+            t.reshape([batch, tokens, self.num_heads, head_dim])
+                .swap_dims(1, 2)
         };
         let q = split(self.q_proj.forward(x.clone()) * scale);
         let k = split(self.k_proj.forward(x.clone()));
@@ -51,7 +58,10 @@ impl<B: Backend> ClipAttention<B> {
             scores = scores + mask;
         }
         let weights = softmax(scores, 3);
-        let context = weights.matmul(v).swap_dims(1, 2).reshape([batch, tokens, width]);
+        let context = weights
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, tokens, width]);
         self.out_proj.forward(context)
     }
 }
@@ -128,8 +138,9 @@ impl<B: Backend> ClipEncoder<B> {
         eps: f64,
         device: &B::Device,
     ) -> Self {
-        let layers =
-            (0..depth).map(|_| ClipEncoderLayer::new(width, heads, hidden, eps, device)).collect();
+        let layers = (0..depth)
+            .map(|_| ClipEncoderLayer::new(width, heads, hidden, eps, device))
+            .collect();
         Self { layers }
     }
 

@@ -22,7 +22,8 @@ pub use error::ClipError;
 pub use model::{ClipModel, HF_WEIGHTS_FILE};
 pub use text::{ClipText, TextEmbeddings, TextOutput};
 pub use tokenizer::{
-    split_sentences, ClipTokenizer, TokenizedText, CONTEXT_LENGTH, END_TOKEN, PAD_ID, START_TOKEN,
+    batch_tensors, split_sentences, ClipTokenizer, TokenizedText, CONTEXT_LENGTH, END_TOKEN,
+    PAD_ID, START_TOKEN,
 };
 pub use vision::{ClipVision, VisionEmbeddings, VisionOutput};
 pub use weights::{

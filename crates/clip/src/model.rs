@@ -25,7 +25,12 @@ pub struct ClipModel<B: Backend> {
 
 impl<B: Backend> ClipModel<B> {
     /// Randomly initialised model; `num_cameras = 0` disables the camera embedding.
-    pub fn new(config: &ClipConfig, num_cameras: usize, camera_coef: f32, device: &B::Device) -> Self {
+    pub fn new(
+        config: &ClipConfig,
+        num_cameras: usize,
+        camera_coef: f32,
+        device: &B::Device,
+    ) -> Self {
         Self {
             vision: ClipVision::new(
                 &config.vision,
@@ -52,7 +57,8 @@ impl<B: Backend> ClipModel<B> {
     ) -> Result<(Self, LoadReport), ClipError> {
         let config = ClipConfig::from_hf_dir(dir)?;
         let mut model = Self::new(&config, num_cameras, camera_coef, device);
-        let report = load_hf_safetensors(&mut model, &dir.join(HF_WEIGHTS_FILE), FULL_MODEL_PREFIXES)?;
+        let report =
+            load_hf_safetensors(&mut model, &dir.join(HF_WEIGHTS_FILE), FULL_MODEL_PREFIXES)?;
         Ok((model, report))
     }
 }
@@ -68,8 +74,11 @@ impl<B: Backend> ClipVision<B> {
     ) -> Result<(Self, LoadReport), ClipError> {
         let (config, projection_dim) = ClipVisionConfig::from_hf_dir(dir)?;
         let mut vision = Self::new(&config, projection_dim, num_cameras, camera_coef, device);
-        let report =
-            load_hf_safetensors(&mut vision, &dir.join(HF_WEIGHTS_FILE), VISION_ONLY_PREFIXES)?;
+        let report = load_hf_safetensors(
+            &mut vision,
+            &dir.join(HF_WEIGHTS_FILE),
+            VISION_ONLY_PREFIXES,
+        )?;
         Ok((vision, report))
     }
 }

@@ -67,7 +67,9 @@ impl<B: Backend> ClipText<B> {
                 device,
             ),
             final_layer_norm: layer_norm(width, config.layer_norm_eps, device),
-            text_projection: LinearConfig::new(width, projection_dim).with_bias(false).init(device),
+            text_projection: LinearConfig::new(width, projection_dim)
+                .with_bias(false)
+                .init(device),
             eos_token_id: config.effective_eos_token_id(),
         }
     }
@@ -143,12 +145,17 @@ impl<B: Backend> ClipText<B> {
         // Later attended positions score higher, so the maximum is the last attended one.
         let mask_score = attention_mask.greater_elem(0).int() * (position + 1);
         let last_attended = mask_score.argmax(1);
-        last_attended.mask_where(has_eot, first_eot).reshape([batch])
+        last_attended
+            .mask_where(has_eot, first_eot)
+            .reshape([batch])
     }
 }
 
 /// Additive attention bias `[B, 1, T, T]`: causal (no looking ahead) and no attention to padding.
-fn attention_bias<B: Backend>(attention_mask: Tensor<B, 2, Int>, device: &B::Device) -> Tensor<B, 4> {
+fn attention_bias<B: Backend>(
+    attention_mask: Tensor<B, 2, Int>,
+    device: &B::Device,
+) -> Tensor<B, 4> {
     let [batch, seq] = attention_mask.dims();
     let causal: Vec<f32> = (0..seq * seq)
         .map(|i| if i % seq > i / seq { BLOCKED } else { 0.0 })
@@ -157,5 +164,8 @@ fn attention_bias<B: Backend>(attention_mask: Tensor<B, 2, Int>, device: &B::Dev
         .reshape([1, 1, seq, seq])
         .expand([batch, 1, seq, seq]);
     let padding = attention_mask.equal_elem(0).float() * BLOCKED;
-    causal + padding.reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq])
+    causal
+        + padding
+            .reshape([batch, 1, 1, seq])
+            .expand([batch, 1, seq, seq])
 }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::Backend;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
 use crate::error::ClipError;
@@ -44,6 +46,27 @@ impl TokenizedText {
     }
 }
 
+/// Stack tokenized texts into `(input_ids, attention_mask)` tensors `[N, CONTEXT_LENGTH]`, the
+/// inputs of [`crate::ClipText::forward`].
+pub fn batch_tensors<B: Backend>(
+    texts: &[TokenizedText],
+    device: &Device<B>,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    let n = texts.len();
+    let ids: Vec<i64> = texts
+        .iter()
+        .flat_map(|t| t.ids.iter().map(|&i| i64::from(i)))
+        .collect();
+    let mask: Vec<i64> = texts
+        .iter()
+        .flat_map(|t| t.attention_mask.iter().map(|&m| i64::from(m)))
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(ids, [n, CONTEXT_LENGTH]), device),
+        Tensor::from_data(TensorData::new(mask, [n, CONTEXT_LENGTH]), device),
+    )
+}
+
 /// CLIP's BPE tokenizer (lower-case, whitespace folded, `[SOT] ... [EOT]`, 77 tokens).
 #[derive(Clone)]
 pub struct ClipTokenizer {
@@ -77,20 +100,39 @@ impl ClipTokenizer {
 
     /// The tokenizer built from OpenAI's BPE merges and embedded in the crate.
     pub fn builtin() -> Result<Self, ClipError> {
-        Self::from_bytes(BUILTIN_TOKENIZER_JSON, Path::new("<builtin assets/clip/tokenizer.json>"))
+        Self::from_bytes(
+            BUILTIN_TOKENIZER_JSON,
+            Path::new("<builtin assets/clip/tokenizer.json>"),
+        )
     }
 
     fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ClipError> {
-        let error = |message: String| ClipError::Tokenizer { path: PathBuf::from(path), message };
+        let error = |message: String| ClipError::Tokenizer {
+            path: PathBuf::from(path),
+            message,
+        };
         let mut inner = Tokenizer::from_bytes(bytes).map_err(|e| error(e.to_string()))?;
         inner.with_padding(None);
-        inner.with_truncation(None).map_err(|e| error(e.to_string()))?;
+        inner
+            .with_truncation(None)
+            .map_err(|e| error(e.to_string()))?;
         let id = |token: &str| {
-            inner.token_to_id(token).ok_or_else(|| error(format!("no {token} token in the vocabulary")))
+            inner
+                .token_to_id(token)
+                .ok_or_else(|| error(format!("no {token} token in the vocabulary")))
         };
         let start_id = id(START_TOKEN)?;
         let end_id = id(END_TOKEN)?;
-        Ok(Self { inner, start_id, end_id })
+        Ok(Self {
+            inner,
+            start_id,
+            end_id,
+        })
+    }
+
+    /// The wrapped Hugging Face tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
     }
 
     /// Vocabulary size, special tokens included.
@@ -111,10 +153,13 @@ impl ClipTokenizer {
     /// Tokenize one text: `[SOT] text [EOT]`, cut to 77 with the end token kept last, padded
     /// with `PAD_ID`.
     pub fn encode(&self, text: &str) -> Result<TokenizedText, ClipError> {
-        let encoding = self.inner.encode(text, false).map_err(|e| ClipError::Encode {
-            text: text.chars().take(60).collect(),
-            message: e.to_string(),
-        })?;
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| ClipError::Encode {
+                text: text.chars().take(60).collect(),
+                message: e.to_string(),
+            })?;
         let body = encoding.get_ids();
         let room = CONTEXT_LENGTH - 2;
         let truncated = body.len() > room;
@@ -125,7 +170,11 @@ impl ClipTokenizer {
         let real = ids.len();
         ids.resize(CONTEXT_LENGTH, PAD_ID);
         let attention_mask = (0..CONTEXT_LENGTH).map(|i| u32::from(i < real)).collect();
-        Ok(TokenizedText { ids, attention_mask, truncated })
+        Ok(TokenizedText {
+            ids,
+            attention_mask,
+            truncated,
+        })
     }
 
     /// Tokenize several texts.
@@ -147,6 +196,31 @@ pub fn split_sentences(caption: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_tensors_stack_ids_and_masks() {
+        let tokenizer = ClipTokenizer::builtin().expect("builtin");
+        let texts = tokenizer
+            .encode_batch(&["a red car", "a man"])
+            .expect("encode");
+        let (ids, mask) = batch_tensors::<burn::backend::Flex>(&texts, &Default::default());
+        assert_eq!(ids.dims(), [2, CONTEXT_LENGTH]);
+        let ids = ids
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .expect("ints");
+        let mask = mask
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .expect("ints");
+        assert_eq!(ids[CONTEXT_LENGTH], i64::from(tokenizer.start_id()));
+        assert_eq!(
+            mask.iter().sum::<i64>() as usize,
+            texts[0].len() + texts[1].len()
+        );
+    }
 
     #[test]
     fn sentences_are_trimmed_and_non_empty() {

@@ -68,13 +68,20 @@ impl<B: Backend> ClipVision<B> {
         let patch = config.patch_size;
         let scale = (width as f64).powf(-0.5);
         let embeddings = VisionEmbeddings {
-            class_embedding: Initializer::Normal { mean: 0.0, std: scale }.init([width], device),
+            class_embedding: Initializer::Normal {
+                mean: 0.0,
+                std: scale,
+            }
+            .init([width], device),
             patch_embedding: Conv2dConfig::new([config.num_channels, width], [patch, patch])
                 .with_stride([patch, patch])
                 .with_bias(false)
                 .init(device),
             position_embedding: EmbeddingConfig::new(1 + grid * grid, width)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
                 .init(device),
         };
         let camera_embedding = (num_cameras > 0).then(|| {
@@ -128,7 +135,7 @@ impl<B: Backend> ClipVision<B> {
     /// side is not a positive multiple of the patch size.
     pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize), ClipError> {
         let p = self.patch_size;
-        if height == 0 || width == 0 || height % p != 0 || width % p != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(p) || !width.is_multiple_of(p) {
             return Err(ClipError::InvalidInput(format!(
                 "image {height}x{width} is not a positive multiple of the {p}-pixel patch"
             )));
@@ -156,9 +163,12 @@ impl<B: Backend> ClipVision<B> {
         let patches = self.embeddings.patch_embedding.forward(pixels);
         let patches: Tensor<B, 3> = patches.flatten(2, 3).swap_dims(1, 2);
 
-        let mut cls = self.embeddings.class_embedding.val().reshape([1, 1, width]).expand([
-            batch, 1, width,
-        ]);
+        let mut cls = self
+            .embeddings
+            .class_embedding
+            .val()
+            .reshape([1, 1, width])
+            .expand([batch, 1, width]);
         if let (Some(table), Some(ids)) = (&self.camera_embedding, camera_ids) {
             let cameras = table.val().select(0, ids) * self.camera_coef;
             cls = cls + cameras.reshape([batch, 1, width]);
@@ -172,7 +182,10 @@ impl<B: Backend> ClipVision<B> {
         let x = self.post_layernorm.forward(x);
         let tokens = self.visual_projection.forward(x);
         let projection = tokens.dims()[2];
-        let pooled = tokens.clone().slice([0..batch, 0..1, 0..projection]).reshape([batch, projection]);
+        let pooled = tokens
+            .clone()
+            .slice([0..batch, 0..1, 0..projection])
+            .reshape([batch, projection]);
         VisionOutput { tokens, pooled }
     }
 
@@ -189,7 +202,8 @@ impl<B: Backend> ClipVision<B> {
         let grid = table.slice([1..count, 0..width]);
         let weights = bilinear_matrix(g, g, rows, cols);
         let device = grid.device();
-        let resize = Tensor::<B, 2>::from_data(TensorData::new(weights, [rows * cols, g * g]), &device);
+        let resize =
+            Tensor::<B, 2>::from_data(TensorData::new(weights, [rows * cols, g * g]), &device);
         Tensor::cat(vec![cls, resize.matmul(grid)], 0)
     }
 }

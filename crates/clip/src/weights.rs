@@ -23,8 +23,10 @@ pub const FULL_MODEL_PREFIXES: &[(&str, &str)] = &[
 ];
 
 /// Name prefixes `(hugging_face, burn)` for a lone `ClipVision`.
-pub const VISION_ONLY_PREFIXES: &[(&str, &str)] =
-    &[("vision_model.", ""), ("visual_projection.", "visual_projection.")];
+pub const VISION_ONLY_PREFIXES: &[(&str, &str)] = &[
+    ("vision_model.", ""),
+    ("visual_projection.", "visual_projection."),
+];
 
 /// Model parameters that are not part of a CLIP checkpoint and may stay initialised.
 const OPTIONAL_PARAMETERS: &[&str] = &["camera_embedding"];
@@ -62,7 +64,10 @@ fn is_optional(path: &str) -> bool {
 }
 
 fn weights_error(path: &Path, message: impl std::fmt::Display) -> ClipError {
-    ClipError::Weights { path: path.to_path_buf(), message: message.to_string() }
+    ClipError::Weights {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
 }
 
 /// Load a Hugging Face safetensors file into `module`, renaming with `prefixes`
@@ -83,13 +88,18 @@ pub fn load_hf_safetensors<B: Backend, M: Module<B>>(
     }
     // The file's tensors, by the model path they map to, with their original names.
     let mut plain = SafetensorsStore::from_file(file);
-    let stored = plain.get_all_snapshots().map_err(|e| weights_error(file, e))?;
+    let stored = plain
+        .get_all_snapshots()
+        .map_err(|e| weights_error(file, e))?;
     let mut by_model_path = BTreeMap::new();
     let mut unused = Vec::new();
     for (name, snapshot) in stored {
         match hf_to_model_path(name, prefixes) {
             Some(path) => {
-                by_model_path.insert(path, (name.clone(), snapshot.shape.to_vec(), snapshot.dtype));
+                by_model_path.insert(
+                    path,
+                    (name.clone(), snapshot.shape.to_vec(), snapshot.dtype),
+                );
             }
             None => unused.push(name.clone()),
         }
@@ -128,7 +138,10 @@ pub fn load_hf_safetensors<B: Backend, M: Module<B>>(
         }
     }
     if !missing_required.is_empty() {
-        return Err(ClipError::MissingTensors { path: file.to_path_buf(), names: missing_required });
+        return Err(ClipError::MissingTensors {
+            path: file.to_path_buf(),
+            names: missing_required,
+        });
     }
     for (path, (name, _, _)) in &by_model_path {
         if !expected_paths.contains(path) {
@@ -141,7 +154,9 @@ pub fn load_hf_safetensors<B: Backend, M: Module<B>>(
     for (hf, burn) in prefixes {
         if hf != burn {
             let pattern = format!("^{}", hf.replace('.', r"\."));
-            remapper = remapper.add_pattern(pattern, *burn).map_err(|e| weights_error(file, e))?;
+            remapper = remapper
+                .add_pattern(pattern, *burn)
+                .map_err(|e| weights_error(file, e))?;
         }
     }
     let mut store = SafetensorsStore::from_file(file)
@@ -149,9 +164,14 @@ pub fn load_hf_safetensors<B: Backend, M: Module<B>>(
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
         .validate(false);
-    let result = module.load_from(&mut store).map_err(|e| weights_error(file, e))?;
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| weights_error(file, e))?;
     check_applied(file, &result, true, prefixes)?;
-    Ok(LoadReport { missing: missing_optional, unused })
+    Ok(LoadReport {
+        missing: missing_optional,
+        unused,
+    })
 }
 
 /// Turn the errors of an apply into a [`ClipError`] naming the first offending tensor.
@@ -163,7 +183,11 @@ fn check_applied(
 ) -> Result<(), ClipError> {
     if let Some(error) = result.errors.first() {
         return Err(match error {
-            ApplyError::ShapeMismatch { path, expected, found } => ClipError::ShapeMismatch {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => ClipError::ShapeMismatch {
                 path: file.to_path_buf(),
                 tensor: model_path_to_hf(path, prefixes),
                 expected: expected.to_vec(),
@@ -180,7 +204,10 @@ fn check_applied(
         .map(|path| model_path_to_hf(&path, prefixes))
         .collect();
     if !missing.is_empty() {
-        return Err(ClipError::MissingTensors { path: file.to_path_buf(), names: missing });
+        return Err(ClipError::MissingTensors {
+            path: file.to_path_buf(),
+            names: missing,
+        });
     }
     Ok(())
 }
@@ -191,13 +218,20 @@ pub fn save_burnpack<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Resul
         std::fs::create_dir_all(parent)
             .map_err(|e| next_common::FileError::new("creating folder for", path, e))?;
     }
-    let mut store = BurnpackStore::from_file(path).auto_extension(false).overwrite(true);
-    module.save_into(&mut store).map_err(|e| weights_error(path, e))
+    let mut store = BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .overwrite(true);
+    module
+        .save_into(&mut store)
+        .map_err(|e| weights_error(path, e))
 }
 
 /// Load every tensor of `module` from a burnpack file written by [`save_burnpack`]; a missing
 /// tensor or a wrong shape is an error naming it.
-pub fn load_burnpack<B: Backend, M: Module<B>>(module: &mut M, path: &Path) -> Result<(), ClipError> {
+pub fn load_burnpack<B: Backend, M: Module<B>>(
+    module: &mut M,
+    path: &Path,
+) -> Result<(), ClipError> {
     if !path.is_file() {
         return Err(ClipError::MissingFile {
             path: path.to_path_buf(),
@@ -208,6 +242,33 @@ pub fn load_burnpack<B: Backend, M: Module<B>>(module: &mut M, path: &Path) -> R
         .auto_extension(false)
         .allow_partial(true)
         .validate(false);
-    let result = module.load_from(&mut store).map_err(|e| weights_error(path, e))?;
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| weights_error(path, e))?;
     check_applied(path, &result, false, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_both_ways() {
+        let hf = "vision_model.encoder.layers.3.mlp.fc1.weight";
+        let path = hf_to_model_path(hf, FULL_MODEL_PREFIXES).expect("mapped");
+        assert_eq!(path, "vision.encoder.layers.3.mlp.fc1.weight");
+        assert_eq!(model_path_to_hf(&path, FULL_MODEL_PREFIXES), hf);
+        let proj =
+            hf_to_model_path("visual_projection.weight", FULL_MODEL_PREFIXES).expect("mapped");
+        assert_eq!(proj, "vision.visual_projection.weight");
+        assert_eq!(
+            model_path_to_hf(&proj, FULL_MODEL_PREFIXES),
+            "visual_projection.weight"
+        );
+        assert_eq!(hf_to_model_path("logit_scale", FULL_MODEL_PREFIXES), None);
+        let alone = hf_to_model_path(hf, VISION_ONLY_PREFIXES).expect("mapped");
+        assert_eq!(alone, "encoder.layers.3.mlp.fc1.weight");
+        assert_eq!(model_path_to_hf(&alone, VISION_ONLY_PREFIXES), hf);
+        assert!(is_optional("vision.camera_embedding") && !is_optional("vision.encoder"));
+    }
 }

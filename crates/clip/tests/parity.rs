@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{float, int, max_abs_diff, reference_bytes, tiny_dir, B};
 use next_clip::{ClipModel, LoadReport};
 use safetensors::SafeTensors;
@@ -14,7 +16,39 @@ use safetensors::SafeTensors;
 const TOLERANCE: f32 = 1e-5;
 
 fn load() -> (ClipModel<B>, LoadReport) {
-    ClipModel::<B>::from_hf_dir(&tiny_dir(), 0, 1.0, &Default::default()).expect("tiny fixture loads")
+    ClipModel::<B>::from_hf_dir(&tiny_dir(), 0, 1.0, &Default::default())
+        .expect("tiny fixture loads")
+}
+
+/// Compare a model folder with its `reference.safetensors`; returns the largest difference.
+fn compare_with_reference(dir: &Path) -> f32 {
+    let (model, _) =
+        ClipModel::<B>::from_hf_dir(dir, 0, 1.0, &Default::default()).expect("model folder loads");
+    let bytes = std::fs::read(dir.join("reference.safetensors")).expect("reference.safetensors");
+    let file = SafeTensors::deserialize(&bytes).expect("reference");
+    let mut worst = 0.0f32;
+    for size in ["224x224", "256x128"] {
+        let out = model
+            .vision
+            .forward(float::<4>(&file, &format!("pixels_{size}")), None);
+        let d_tokens = max_abs_diff(
+            out.tokens,
+            float::<3>(&file, &format!("vision_tokens_{size}")),
+        );
+        let d_pooled = max_abs_diff(
+            out.pooled,
+            float::<2>(&file, &format!("vision_pooled_{size}")),
+        );
+        eprintln!("vision {size}: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
+        worst = worst.max(d_tokens).max(d_pooled);
+    }
+    let out = model
+        .text
+        .forward(int::<2>(&file, "text_ids"), int::<2>(&file, "text_mask"));
+    let d_tokens = max_abs_diff(out.tokens, float::<3>(&file, "text_tokens"));
+    let d_pooled = max_abs_diff(out.pooled, float::<2>(&file, "text_pooled"));
+    eprintln!("text: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
+    worst.max(d_tokens).max(d_pooled)
 }
 
 #[test]
@@ -63,4 +97,21 @@ fn text_matches_transformers_with_padding_and_eot_padding() {
     eprintln!("text: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
     assert!(d_tokens < TOLERANCE, "text tokens differ by {d_tokens}");
     assert!(d_pooled < TOLERANCE, "text pooled differs by {d_pooled}");
+}
+
+#[test]
+fn tiny_model_worst_difference_is_within_tolerance() {
+    let worst = compare_with_reference(&tiny_dir());
+    assert!(worst < TOLERANCE, "worst difference {worst}");
+}
+
+/// By hand: `python3 tests/fixtures/make_clip_fixtures.py --full DIR`, then
+/// `NEXT_CLIP_FULL_DIR=DIR cargo test --release -p next-clip --test parity -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs a full-size folder written by make_clip_fixtures.py --full"]
+fn full_size_random_clip_matches_transformers() {
+    let dir = std::env::var("NEXT_CLIP_FULL_DIR").expect("set NEXT_CLIP_FULL_DIR");
+    let worst = compare_with_reference(Path::new(&dir));
+    eprintln!("full-size worst max-abs difference: {worst:e}");
+    assert!(worst < 1e-4, "worst difference {worst}");
 }

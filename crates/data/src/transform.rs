@@ -127,44 +127,51 @@ pub fn train_transform(img: &RgbImage, cfg: &TransformConfig, rng: &mut SmallRng
         crop_x: rng.random_range(0..=2 * PAD),
     };
     let lut = cfg.lut();
-    let plane = (h * w) as usize;
+    let (w, h, pad) = (w as usize, h as usize, PAD as usize);
+    let plane = h * w;
     let raw = img.as_raw();
-    let (hi, wi) = (h as i64, w as i64);
-    for y in 0..hi {
-        let sy = y + draws.crop_y as i64 - PAD as i64;
-        let row = (y * wi) as usize;
-        if sy < 0 || sy >= hi {
-            for c in 0..3 {
-                out[c * plane + row..c * plane + row + w as usize].fill(lut[c][0]);
-            }
-            continue;
-        }
-        for x in 0..wi {
-            let px = x + draws.crop_x as i64 - PAD as i64;
-            let o = row + x as usize;
-            if px < 0 || px >= wi {
-                for c in 0..3 {
-                    out[c * plane + o] = lut[c][0];
-                }
+    // Output columns whose padded source column lies inside the image.
+    let (cy, cx) = (draws.crop_y as usize, draws.crop_x as usize);
+    let x0 = pad.saturating_sub(cx).min(w);
+    let x1 = (w + pad).saturating_sub(cx).min(w).max(x0);
+    for (c, dst) in out[..3 * plane].chunks_exact_mut(plane).enumerate() {
+        let table = &lut[c];
+        let fill = table[0];
+        for (y, row) in dst.chunks_exact_mut(w).enumerate() {
+            let sy = y + cy;
+            if sy < pad || sy >= h + pad {
+                row.fill(fill);
                 continue;
             }
-            let sx = if draws.flip { wi - 1 - px } else { px };
-            let s = ((sy * wi + sx) * 3) as usize;
-            for c in 0..3 {
-                out[c * plane + o] = lut[c][raw[s + c] as usize];
+            let src = &raw[(sy - pad) * w * 3..(sy - pad + 1) * w * 3];
+            row[..x0].fill(fill);
+            row[x1..].fill(fill);
+            // Padded column of output x is x + cx - pad; flipped it reads w - 1 - that.
+            let first = x0 + cx - pad;
+            let count = x1 - x0;
+            if draws.flip {
+                let pixels = src.chunks_exact(3).rev().skip(first).take(count);
+                for (o, px) in row[x0..x1].iter_mut().zip(pixels) {
+                    *o = table[px[c] as usize];
+                }
+            } else {
+                let pixels = src.chunks_exact(3).skip(first).take(count);
+                for (o, px) in row[x0..x1].iter_mut().zip(pixels) {
+                    *o = table[px[c] as usize];
+                }
             }
         }
     }
     if cfg.random_erasing {
-        random_erasing(out, h as usize, w as usize, rng);
+        random_erasing(out, h, w, rng);
     }
 }
 
-/// One standard-normal draw (Box-Muller).
-fn normal(rng: &mut SmallRng) -> f32 {
-    let u1 = rng.random::<f32>().max(f32::MIN_POSITIVE);
-    let u2 = rng.random::<f32>();
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+/// Fill `values` with standard-normal draws (ziggurat sampler).
+fn fill_normal(values: &mut [f32], rng: &mut SmallRng) {
+    for v in values {
+        *v = rng.sample(rand_distr::StandardNormal);
+    }
 }
 
 /// Random erasing as in the reference: p 0.5, area U(0.02, 1/3), aspect log-uniform in (0.3, 1/0.3),
@@ -188,9 +195,7 @@ pub fn random_erasing(out: &mut [f32], h: usize, w: usize, rng: &mut SmallRng) {
         for c in 0..3 {
             for y in top..top + eh {
                 let start = c * h * w + y * w + left;
-                for v in &mut out[start..start + ew] {
-                    *v = normal(rng);
-                }
+                fill_normal(&mut out[start..start + ew], rng);
             }
         }
         return;
@@ -279,5 +284,61 @@ mod tests {
         for v in &out {
             assert!(*v == -1.0 || reference.iter().any(|r| (r - v).abs() < 1e-6), "{v}");
         }
+    }
+
+    #[test]
+    fn fast_flip_pad_crop_matches_the_naive_definition() {
+        let c = TransformConfig { random_erasing: false, ..cfg(AugmentSync::Independent) };
+        let img = gradient(16, 32);
+        let lut = c.lut();
+        for seed in 0..40 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut probe = rng.clone();
+            let flip = probe.random::<f32>() < 0.5;
+            let cy = probe.random_range(0..=2 * PAD) as i64;
+            let cx = probe.random_range(0..=2 * PAD) as i64;
+            let mut out = vec![0.0; c.image_len()];
+            train_transform(&img, &c, &mut rng, &mut out);
+            for ch in 0..3usize {
+                for y in 0..32i64 {
+                    for x in 0..16i64 {
+                        let (sy, px) = (y + cy - PAD as i64, x + cx - PAD as i64);
+                        let expect = if (0..32).contains(&sy) && (0..16).contains(&px) {
+                            let sx = if flip { 15 - px } else { px };
+                            lut[ch][img.get_pixel(sx as u32, sy as u32).0[ch] as usize]
+                        } else {
+                            lut[ch][0]
+                        };
+                        assert_eq!(out[ch * 512 + (y * 16 + x) as usize], expect, "seed {seed} {ch} {y} {x}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_erasing_follows_the_reference_ranges() {
+        let (h, w) = (64usize, 32usize);
+        let mut erased = 0;
+        for seed in 0..200 {
+            let mut buf = vec![0.0f32; 3 * h * w];
+            random_erasing(&mut buf, h, w, &mut SmallRng::seed_from_u64(seed));
+            let changed: Vec<usize> = (0..h * w).filter(|&i| buf[i] != 0.0).collect();
+            if changed.is_empty() {
+                continue;
+            }
+            erased += 1;
+            let frac = changed.len() as f32 / (h * w) as f32;
+            assert!((0.015..=0.36).contains(&frac), "seed {seed}: {frac}");
+            // A rectangle: rows times columns of the bounding box equals the count.
+            let (ys, xs): (Vec<usize>, Vec<usize>) = changed.iter().map(|&i| (i / w, i % w)).unzip();
+            let rows = ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1;
+            let cols = xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1;
+            assert_eq!(rows * cols, changed.len());
+            let values: Vec<f32> = changed.iter().map(|&i| buf[2 * h * w + i]).collect();
+            let mean = values.iter().sum::<f32>() / values.len() as f32;
+            assert!(mean.abs() < 0.5, "noise mean {mean}");
+        }
+        assert!((70..=130).contains(&erased), "{erased} of 200 erased");
     }
 }

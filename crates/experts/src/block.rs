@@ -57,7 +57,9 @@ pub struct ExpertBlock<B: Backend> {
 impl<B: Backend> ExpertBlock<B> {
     /// Apply the block to tokens `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.fc2.forward(gelu(self.fc1.forward(self.norm.forward(x.clone()))));
+        let h = self
+            .fc2
+            .forward(gelu(self.fc1.forward(self.norm.forward(x.clone()))));
         x + self.dropout.forward(h)
     }
 }
@@ -70,7 +72,11 @@ mod tests {
     #[test]
     fn block_keeps_shape_and_counts_parameters() {
         let device = Default::default();
-        let cfg = ExpertBlockConfig { dim: 16, mlp_ratio: 2, dropout: 0.1 };
+        let cfg = ExpertBlockConfig {
+            dim: 16,
+            mlp_ratio: 2,
+            dropout: 0.1,
+        };
         let block = cfg.init::<Flex>(&device);
         let x = Tensor::<Flex, 3>::ones([2, 5, 16], &device);
         assert_eq!(block.forward(x).dims(), [2, 5, 16]);

@@ -39,7 +39,12 @@ pub struct CsseConfig {
 
 impl Default for CsseConfig {
     fn default() -> Self {
-        Self { num_experts: 3, mlp_ratio: 2, dropout: 0.1, router: StructureRouter::Shared }
+        Self {
+            num_experts: 3,
+            mlp_ratio: 2,
+            dropout: 0.1,
+            router: StructureRouter::Shared,
+        }
     }
 }
 
@@ -52,7 +57,11 @@ impl CsseConfig {
     }
 
     fn expert_config(&self, dim: usize) -> ExpertBlockConfig {
-        ExpertBlockConfig { dim, mlp_ratio: self.mlp_ratio, dropout: self.dropout }
+        ExpertBlockConfig {
+            dim,
+            mlp_ratio: self.mlp_ratio,
+            dropout: self.dropout,
+        }
     }
 
     /// Build CSSE for tokens of width `dim`.
@@ -62,7 +71,9 @@ impl CsseConfig {
             routers: (0..self.num_routers())
                 .map(|_| LinearConfig::new(dim, k).init(device))
                 .collect(),
-            experts: (0..k).map(|_| self.expert_config(dim).init(device)).collect(),
+            experts: (0..k)
+                .map(|_| self.expert_config(dim).init(device))
+                .collect(),
         }
     }
 
@@ -124,7 +135,10 @@ impl<B: Backend> Csse<B> {
                 .iter()
                 .enumerate()
                 .map(|(m, router)| {
-                    let p = patches.clone().slice_dim(1, m..m + 1).reshape([batch, tokens, dim]);
+                    let p = patches
+                        .clone()
+                        .slice_dim(1, m..m + 1)
+                        .reshape([batch, tokens, dim]);
                     router.forward(p)
                 })
                 .collect();
@@ -136,11 +150,17 @@ impl<B: Backend> Csse<B> {
             .iter()
             .enumerate()
             .map(|(j, expert)| {
-                let w = routing.clone().slice_dim(2, j..j + 1).reshape([batch, 3 * tokens]);
+                let w = routing
+                    .clone()
+                    .slice_dim(2, j..j + 1)
+                    .reshape([batch, 3 * tokens]);
                 masked_mean(expert.forward(all.clone()), w).unsqueeze_dim::<3>(1)
             })
             .collect();
-        Ok(CsseOutput { features: Tensor::cat(features, 1), routing })
+        Ok(CsseOutput {
+            features: Tensor::cat(features, 1),
+            routing,
+        })
     }
 }
 
@@ -154,10 +174,14 @@ mod tests {
     fn routing_weights_sum_to_one_and_shapes_hold() {
         let device = Default::default();
         for router in [StructureRouter::Shared, StructureRouter::PerModality] {
-            let cfg = CsseConfig { router, ..CsseConfig::default() };
+            let cfg = CsseConfig {
+                router,
+                ..CsseConfig::default()
+            };
             let csse = cfg.init::<Flex>(16, &device);
             assert_eq!(csse.num_params(), cfg.num_params(16));
-            let p = Tensor::<Flex, 4>::random([2, 3, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+            let p =
+                Tensor::<Flex, 4>::random([2, 3, 5, 16], Distribution::Normal(0.0, 1.0), &device);
             let out = csse.forward(p).unwrap();
             assert_eq!(out.features.dims(), [2, 3, 16]);
             assert_eq!(out.routing.dims(), [2, 15, 3]);
@@ -175,14 +199,19 @@ mod tests {
         let grads = out.features.powi_scalar(2).sum().backward();
         let g = csse.routers[0].weight.grad(&grads).unwrap();
         assert!(g.abs().sum().into_scalar() > 0.0);
-        assert!(csse.experts.iter().all(|e| e.fc2.weight.grad(&grads).is_some()));
+        assert!(csse
+            .experts
+            .iter()
+            .all(|e| e.fc2.weight.grad(&grads).is_some()));
     }
 
     #[test]
     fn wrong_modality_count_is_an_error() {
         let device = Default::default();
         let csse = CsseConfig::default().init::<Flex>(8, &device);
-        let err = csse.forward(Tensor::zeros([1, 2, 4, 8], &device)).unwrap_err();
+        let err = csse
+            .forward(Tensor::zeros([1, 2, 4, 8], &device))
+            .unwrap_err();
         assert!(err.to_string().contains("[B, 3, N, D]"), "{err}");
     }
 }

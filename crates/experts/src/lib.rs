@@ -2,6 +2,8 @@
 //! Eqs. 2-7) and the context-shared structure experts (CSSE, Eqs. 8-9). Generic over any Burn
 //! backend; text features arrive as tensors (the model owns the tokenizer and text encoder).
 
+#![warn(missing_docs)]
+
 mod block;
 mod csse;
 mod pooling;

@@ -20,7 +20,9 @@ pub fn masked_mean<B: Backend>(tokens: Tensor<B, 3>, weights: Tensor<B, 2>) -> T
     let empty = total.clone().detach().lower_equal_elem(0.0).float(); // 1 where no token is kept
     let weights = weights + empty.clone(); // all-ones row where empty
     let total = total + empty.mul_scalar(tokens.dims()[1] as f32);
-    let summed = (tokens * weights.unsqueeze_dim::<3>(2)).sum_dim(1).squeeze_dim::<2>(1);
+    let summed = (tokens * weights.unsqueeze_dim::<3>(2))
+        .sum_dim(1)
+        .squeeze_dim::<2>(1);
     summed / total
 }
 
@@ -35,7 +37,10 @@ mod tests {
     fn masked_mean_ignores_unsampled_tokens_and_survives_empty_mask() {
         let device = Default::default();
         let tokens = Tensor::<Flex, 3>::from_floats(
-            [[[1.0, 2.0], [100.0, -100.0], [3.0, 4.0]], [[1.0, 1.0], [2.0, 2.0], [6.0, 3.0]]],
+            [
+                [[1.0, 2.0], [100.0, -100.0], [3.0, 4.0]],
+                [[1.0, 1.0], [2.0, 2.0], [6.0, 3.0]],
+            ],
             &device,
         );
         let weights = Tensor::<Flex, 2>::from_floats([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]], &device);
@@ -57,7 +62,10 @@ mod tests {
         let w = Tensor::<Ad, 1>::from_floats([1.0, 2.0, 3.0], &device);
         let grads = (st * w).sum().backward();
         let g: Vec<f32> = logits.grad(&grads).unwrap().into_data().to_vec().unwrap();
-        for (i, (x, wi)) in [(-2.0f32, 1.0f32), (0.5, 2.0), (3.0, 3.0)].iter().enumerate() {
+        for (i, (x, wi)) in [(-2.0f32, 1.0f32), (0.5, 2.0), (3.0, 3.0)]
+            .iter()
+            .enumerate()
+        {
             let s = 1.0 / (1.0 + (-x).exp());
             assert!((g[i] - wi * s * (1.0 - s)).abs() < 1e-6, "{g:?}");
         }

@@ -93,7 +93,11 @@ impl TmseConfig {
     }
 
     fn expert_config(&self, dim: usize) -> ExpertBlockConfig {
-        ExpertBlockConfig { dim, mlp_ratio: self.mlp_ratio, dropout: self.dropout }
+        ExpertBlockConfig {
+            dim,
+            mlp_ratio: self.mlp_ratio,
+            dropout: self.dropout,
+        }
     }
 
     fn route_hidden(&self, dim: usize) -> usize {
@@ -113,7 +117,9 @@ impl TmseConfig {
                 modulation_out: LinearConfig::new(mod_hidden, 1).init(device),
             })
             .collect();
-        let experts = (0..self.num_experts).map(|_| self.expert_config(dim).init(device)).collect();
+        let experts = (0..self.num_experts)
+            .map(|_| self.expert_config(dim).init(device))
+            .collect();
         Tmse {
             routes,
             experts,
@@ -136,8 +142,7 @@ impl TmseConfig {
     pub fn macs(&self, dim: usize, tokens: usize) -> u64 {
         let h = self.route_hidden(dim);
         let mh = self.modulation_hidden.max(1);
-        let per_route_modality =
-            (tokens * (dim * h + h + 2 * mh + mh + dim) + dim) as u64; // FC1, FC2, FC4, FC5, cos; FC3
+        let per_route_modality = (tokens * (dim * h + h + 2 * mh + mh + dim) + dim) as u64; // FC1, FC2, FC4, FC5, cos; FC3
         let routes = (self.num_experts * 3) as u64 * per_route_modality;
         let experts = self.num_experts as u64 * self.expert_config(dim).macs(3 * tokens);
         routes + experts
@@ -216,7 +221,11 @@ impl<B: Backend> Tmse<B> {
             return Err(shape_error("patches", "[B, 3, N, D]", &patches.dims()));
         }
         if class_tokens.dims() != [batch, 3, dim] {
-            return Err(shape_error("class_tokens", "[B, 3, D]", &class_tokens.dims()));
+            return Err(shape_error(
+                "class_tokens",
+                "[B, 3, D]",
+                &class_tokens.dims(),
+            ));
         }
         if let Some(t) = &text {
             let [tb, tk, tm, td] = t.dims();
@@ -226,7 +235,10 @@ impl<B: Backend> Tmse<B> {
         }
         let unit_patches: Vec<Tensor<B, 3>> = (0..3)
             .map(|m| {
-                let p = patches.clone().slice_dim(1, m..m + 1).reshape([batch, tokens, dim]);
+                let p = patches
+                    .clone()
+                    .slice_dim(1, m..m + 1)
+                    .reshape([batch, tokens, dim]);
                 p.clone() / p.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6)
             })
             .collect();
@@ -235,15 +247,23 @@ impl<B: Backend> Tmse<B> {
         for (i, expert) in self.experts.iter().enumerate() {
             let mut kept_tokens = Vec::with_capacity(3);
             let mut kept_masks = Vec::with_capacity(3);
-            for m in 0..3 {
-                let p_m = patches.clone().slice_dim(1, m..m + 1).reshape([batch, tokens, dim]);
-                let c_m = class_tokens.clone().slice_dim(1, m..m + 1).reshape([batch, dim]);
+            for (m, unit) in unit_patches.iter().enumerate() {
+                let p_m = patches
+                    .clone()
+                    .slice_dim(1, m..m + 1)
+                    .reshape([batch, tokens, dim]);
+                let c_m = class_tokens
+                    .clone()
+                    .slice_dim(1, m..m + 1)
+                    .reshape([batch, dim]);
                 let beta = text.as_ref().map(|t| {
                     let k = if t.dims()[1] == 1 { 0 } else { i };
                     let t_m = t.clone().slice_dim(1, k..k + 1).slice_dim(2, m..m + 1);
                     let t_m = t_m.reshape([batch, 1, dim]);
                     let t_m = t_m.clone() / t_m.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6);
-                    (unit_patches[m].clone() * t_m).sum_dim(2).reshape([batch, tokens])
+                    (unit.clone() * t_m)
+                        .sum_dim(2)
+                        .reshape([batch, tokens])
                 });
                 let mask = self.sample(self.route(i, m), p_m.clone(), c_m, beta);
                 kept_tokens.push(p_m * mask.clone().unsqueeze_dim::<3>(2));
@@ -257,7 +277,11 @@ impl<B: Backend> Tmse<B> {
         }
         let masks = Tensor::cat(masks, 1);
         let counts = masks.clone().sum_dim(3).reshape([batch, k_s, 3]);
-        Ok(TmseOutput { features: Tensor::cat(features, 1), masks, counts })
+        Ok(TmseOutput {
+            features: Tensor::cat(features, 1),
+            masks,
+            counts,
+        })
     }
 
     /// The straight-through sampling mask `[B, N]` of one route on one modality.
@@ -273,12 +297,16 @@ impl<B: Backend> Tmse<B> {
         if self.sampling == SamplingStrategy::AllTokens {
             return Tensor::ones([batch, tokens], &device);
         }
-        let alpha = route.score_out.forward(gelu(route.score_hidden.forward(patches))); // [B,N,1]
+        let alpha = route
+            .score_out
+            .forward(gelu(route.score_hidden.forward(patches))); // [B,N,1]
         let beta = beta
             .map(|b| b.unsqueeze_dim::<3>(2))
             .unwrap_or_else(|| Tensor::zeros([batch, tokens, 1], &device));
         let pair = Tensor::cat(vec![alpha.clone(), beta], 2); // [B, N, 2]
-        let delta = route.modulation_out.forward(gelu(route.modulation_hidden.forward(pair)));
+        let delta = route
+            .modulation_out
+            .forward(gelu(route.modulation_hidden.forward(pair)));
         let score = sigmoid(alpha + delta).reshape([batch, tokens]);
         match self.sampling {
             SamplingStrategy::Dynamic => {
@@ -301,7 +329,11 @@ impl<B: Backend> Tmse<B> {
 }
 
 fn shape_error(what: &'static str, expected: &str, got: &[usize]) -> ExpertError {
-    ExpertError::Shape { what, expected: expected.to_string(), got: got.to_vec() }
+    ExpertError::Shape {
+        what,
+        expected: expected.to_string(),
+        got: got.to_vec(),
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +363,10 @@ mod tests {
         assert_eq!(out.masks.dims(), [2, 3, 3, 6]);
         assert_eq!(out.counts.dims(), [2, 3, 3]);
         let masks: Vec<f32> = out.masks.clone().into_data().to_vec().unwrap();
-        assert!(masks.iter().all(|&v| v == 0.0 || v == 1.0), "mask not binary: {masks:?}");
+        assert!(
+            masks.iter().all(|&v| v == 0.0 || v == 1.0),
+            "mask not binary: {masks:?}"
+        );
         let total: f32 = out.counts.sum().into_scalar();
         assert_eq!(total, masks.iter().sum::<f32>());
         assert_eq!(tmse.num_params(), cfg.num_params(16));
@@ -342,15 +377,82 @@ mod tests {
         let device = Default::default();
         let (cls, patches) = inputs::<Flex>(2, 8, 16);
         let count = |sampling| {
-            let cfg = TmseConfig { sampling, ..TmseConfig::default() };
-            let out = cfg.init::<Flex>(16, &device).forward(cls.clone(), patches.clone(), None);
+            let cfg = TmseConfig {
+                sampling,
+                ..TmseConfig::default()
+            };
+            let out = cfg
+                .init::<Flex>(16, &device)
+                .forward(cls.clone(), patches.clone(), None);
             out.unwrap().counts.into_data().to_vec::<f32>().unwrap()
         };
         assert!(count(SamplingStrategy::AllTokens).iter().all(|&c| c == 8.0));
         assert!(count(SamplingStrategy::TopK).iter().all(|&c| c == 4.0));
-        assert!(count(SamplingStrategy::Dynamic).iter().all(|&c| (0.0..=8.0).contains(&c)));
-        let shared = TmseConfig { router: SemanticRouter::Shared, ..TmseConfig::default() };
+        assert!(count(SamplingStrategy::Dynamic)
+            .iter()
+            .all(|&c| (0.0..=8.0).contains(&c)));
+        let shared = TmseConfig {
+            router: SemanticRouter::Shared,
+            ..TmseConfig::default()
+        };
         assert_eq!(shared.init::<Flex>(16, &device).routes.len(), 3);
+    }
+
+    /// With alpha forced to 0 and a modulation MLP that only passes beta
+    /// (`gamma = sum_j GELU(10 beta)`), a fixed threshold of 0.5 keeps exactly the tokens whose
+    /// cosine to the caption is positive; without a caption (beta = 0) none is kept.
+    #[test]
+    fn text_modulation_keeps_tokens_aligned_with_the_caption() {
+        use burn::module::Param;
+        let device = Default::default();
+        let (d, n) = (16, 10);
+        let cfg = TmseConfig {
+            sampling: SamplingStrategy::FixedThreshold,
+            ..TmseConfig::default()
+        };
+        let mut tmse = cfg.init::<Flex>(d, &device);
+        for route in tmse.routes.iter_mut() {
+            let h = cfg.modulation_hidden;
+            route.score_out.weight = Param::from_tensor(Tensor::zeros([d / 4, 1], &device));
+            route.score_out.bias = Some(Param::from_tensor(Tensor::zeros([1], &device)));
+            let w = Tensor::cat(
+                vec![
+                    Tensor::zeros([1, h], &device),
+                    Tensor::full([1, h], 10.0, &device),
+                ],
+                0,
+            );
+            route.modulation_hidden.weight = Param::from_tensor(w);
+            route.modulation_hidden.bias = Some(Param::from_tensor(Tensor::zeros([h], &device)));
+            route.modulation_out.weight = Param::from_tensor(Tensor::ones([h, 1], &device));
+            route.modulation_out.bias = Some(Param::from_tensor(Tensor::zeros([1], &device)));
+        }
+        let (cls, patches) = inputs::<Flex>(2, n, d);
+        let text: Tensor<Flex, 4> =
+            Tensor::random([2, 1, 3, d], Distribution::Normal(0.0, 1.0), &device);
+        let out = tmse
+            .forward(cls.clone(), patches.clone(), Some(text.clone()))
+            .unwrap();
+        // Expected: sign of the dot product between each patch token and its modality's caption.
+        let dots = (patches.clone() * text.clone().reshape([2, 3, 1, d]))
+            .sum_dim(3)
+            .reshape([2, 1, 3, n]);
+        let expected: Vec<f32> = dots
+            .greater_elem(0.0)
+            .float()
+            .repeat_dim(1, 3)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let got: Vec<f32> = out.masks.into_data().to_vec().unwrap();
+        assert_eq!(got, expected);
+        let without = tmse.forward(cls, patches, None).unwrap();
+        assert_eq!(without.counts.sum().into_scalar(), 0.0);
+        let pooled: Vec<f32> = without.features.into_data().to_vec().unwrap();
+        assert!(
+            pooled.iter().all(|v| v.is_finite()),
+            "empty masks must fall back to the mean"
+        );
     }
 
     #[test]
@@ -366,7 +468,11 @@ mod tests {
     #[test]
     fn every_parameter_receives_a_gradient() {
         let device = Default::default();
-        let tmse = TmseConfig { dropout: 0.0, ..TmseConfig::default() }.init::<Ad>(16, &device);
+        let tmse = TmseConfig {
+            dropout: 0.0,
+            ..TmseConfig::default()
+        }
+        .init::<Ad>(16, &device);
         let (cls, patches) = inputs::<Ad>(4, 16, 16);
         let text = Tensor::random([4, 3, 3, 16], Distribution::Normal(0.0, 1.0), &device);
         let out = tmse.forward(cls, patches, Some(text)).unwrap();
@@ -391,7 +497,10 @@ mod tests {
 
     #[test]
     fn config_round_trips_through_toml() {
-        let cfg = TmseConfig { sampling: SamplingStrategy::TopK, ..TmseConfig::default() };
+        let cfg = TmseConfig {
+            sampling: SamplingStrategy::TopK,
+            ..TmseConfig::default()
+        };
         let back: TmseConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
         assert_eq!(back, cfg);
         assert!(toml::from_str::<TmseConfig>("experts = 3").is_err());

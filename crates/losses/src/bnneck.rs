@@ -25,7 +25,11 @@ fn default_classifier_std() -> f64 {
 impl BnNeckConfig {
     /// A neck for `in_features` inputs and `num_classes` identities with the N(0, 0.001) init.
     pub fn new(in_features: usize, num_classes: usize) -> Self {
-        Self { in_features, num_classes, classifier_std: default_classifier_std() }
+        Self {
+            in_features,
+            num_classes,
+            classifier_std: default_classifier_std(),
+        }
     }
 
     /// Build the neck on `device`: BN weight 1, bias 0 (frozen), classifier ~ N(0, std).
@@ -34,7 +38,10 @@ impl BnNeckConfig {
         bn.beta = bn.beta.set_require_grad(false);
         let classifier = LinearConfig::new(self.in_features, self.num_classes)
             .with_bias(false)
-            .with_initializer(Initializer::Normal { mean: 0.0, std: self.classifier_std })
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: self.classifier_std,
+            })
             .init(device);
         BnNeck { bn, classifier }
     }
@@ -105,7 +112,10 @@ mod tests {
         assert_eq!(out.logits.dims(), [8, 500]);
         assert_eq!(out.normalized.dims(), [8, 64]);
         let grads = out.logits.sum().backward();
-        assert!(neck.bn.beta.grad(&grads).is_none(), "frozen BN bias received a gradient");
+        assert!(
+            neck.bn.beta.grad(&grads).is_none(),
+            "frozen BN bias received a gradient"
+        );
         assert!(neck.bn.gamma.grad(&grads).is_some());
         assert!(neck.classifier.weight.grad(&grads).is_some());
     }

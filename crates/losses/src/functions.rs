@@ -60,7 +60,9 @@ pub fn label_smoothed_cross_entropy<B: Backend>(
     let [_, num_classes] = logits.dims();
     let log_probs = log_softmax(logits, 1);
     let one_hot: Tensor<B, 2> = targets.one_hot(num_classes).float();
-    let target = one_hot.mul_scalar(1.0 - epsilon).add_scalar(epsilon / num_classes as f32);
+    let target = one_hot
+        .mul_scalar(1.0 - epsilon)
+        .add_scalar(epsilon / num_classes as f32);
     (target * log_probs).sum_dim(1).neg().mean()
 }
 
@@ -84,11 +86,16 @@ pub fn batch_hard_triplet<B: Backend>(
 ) -> Tensor<B, 1> {
     let [batch, _] = features.dims();
     let dist = pairwise_euclidean(features);
-    let same = labels.clone().unsqueeze_dim::<2>(1).equal(labels.unsqueeze_dim::<2>(0)); // [B, B]
+    let same = labels
+        .clone()
+        .unsqueeze_dim::<2>(1)
+        .equal(labels.unsqueeze_dim::<2>(0)); // [B, B]
     let same_f = same.float();
     debug_assert_eq!(same_f.dims(), [batch, batch]);
     // Distances are >= 0, so zeroing the negatives keeps the max over positives.
-    let hardest_positive = (dist.clone() * same_f.clone()).max_dim(1).squeeze_dim::<1>(1);
+    let hardest_positive = (dist.clone() * same_f.clone())
+        .max_dim(1)
+        .squeeze_dim::<1>(1);
     // Push positives far away before taking the min over negatives.
     let far = dist.clone().max().detach().add_scalar(1e4).unsqueeze::<2>();
     let hardest_negative = (dist + same_f * far).min_dim(1).squeeze_dim::<1>(1);
@@ -110,7 +117,8 @@ pub fn reid_loss<B: Backend>(
 ) -> ReidLoss<B> {
     let id = label_smoothed_cross_entropy(logits, labels.clone(), config.label_smoothing);
     let triplet = batch_hard_triplet(features, labels, config.triplet_margin);
-    let total = id.clone().mul_scalar(config.id_weight) + triplet.clone().mul_scalar(config.triplet_weight);
+    let total =
+        id.clone().mul_scalar(config.id_weight) + triplet.clone().mul_scalar(config.triplet_weight);
     ReidLoss { total, id, triplet }
 }
 
@@ -135,16 +143,28 @@ mod tests {
         for (row, t) in [([2.0f32, 0.0, -1.0], 0usize), ([0.5, 0.5, 3.0], 1)] {
             let lse = row.iter().map(|v| v.exp()).sum::<f32>().ln();
             for (c, v) in row.iter().enumerate() {
-                let q = if c == t { 1.0 - eps + eps / 3.0 } else { eps / 3.0 };
+                let q = if c == t {
+                    1.0 - eps + eps / 3.0
+                } else {
+                    eps / 3.0
+                };
                 expected -= q * (v - lse);
             }
         }
         expected /= 2.0;
-        let got = scalar(label_smoothed_cross_entropy(logits.clone(), targets.clone(), eps));
+        let got = scalar(label_smoothed_cross_entropy(
+            logits.clone(),
+            targets.clone(),
+            eps,
+        ));
         assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
         // eps = 0 is the plain cross-entropy.
         let plain = scalar(label_smoothed_cross_entropy(logits, targets, 0.0));
-        let lse0 = [2.0f32, 0.0, -1.0].iter().map(|v| v.exp()).sum::<f32>().ln();
+        let lse0 = [2.0f32, 0.0, -1.0]
+            .iter()
+            .map(|v| v.exp())
+            .sum::<f32>()
+            .ln();
         let lse1 = [0.5f32, 0.5, 3.0].iter().map(|v| v.exp()).sum::<f32>().ln();
         let want = ((lse0 - 2.0) + (lse1 - 0.5)) / 2.0;
         assert!((plain - want).abs() < 1e-5, "{plain} vs {want}");
@@ -155,7 +175,17 @@ mod tests {
         let device = Default::default();
         let x = Tensor::<B, 2>::from_floats([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]], &device);
         let d: Vec<f32> = pairwise_euclidean(x).into_data().to_vec().unwrap();
-        let want = [0.0, 5.0, 1.0, 5.0, 0.0, 18f32.sqrt(), 1.0, 18f32.sqrt(), 0.0];
+        let want = [
+            0.0,
+            5.0,
+            1.0,
+            5.0,
+            0.0,
+            18f32.sqrt(),
+            1.0,
+            18f32.sqrt(),
+            0.0,
+        ];
         for (g, w) in d.iter().zip(want) {
             assert!((g - w).abs() < 1e-3, "{d:?}");
         }
@@ -171,8 +201,11 @@ mod tests {
         let gaps = [2.0f32 - 3.0, 2.0 - 1.0, 7.0 - 1.0, 7.0 - 8.0];
         let hinge: f32 = gaps.iter().map(|g| (g + 0.3).max(0.0)).sum::<f32>() / 4.0;
         let soft: f32 = gaps.iter().map(|g| (1.0 + g.exp()).ln()).sum::<f32>() / 4.0;
-        let got_hinge =
-            scalar(batch_hard_triplet(x.clone(), labels.clone(), TripletMargin::Fixed(0.3)));
+        let got_hinge = scalar(batch_hard_triplet(
+            x.clone(),
+            labels.clone(),
+            TripletMargin::Fixed(0.3),
+        ));
         let got_soft = scalar(batch_hard_triplet(x, labels, TripletMargin::Soft));
         assert!((got_hinge - hinge).abs() < 1e-3, "{got_hinge} vs {hinge}");
         assert!((got_soft - soft).abs() < 1e-3, "{got_soft} vs {soft}");
@@ -193,7 +226,10 @@ mod tests {
 
     #[test]
     fn config_round_trips_through_toml_and_rejects_unknown_fields() {
-        let cfg = ReidLossConfig { triplet_margin: TripletMargin::Fixed(0.3), ..Default::default() };
+        let cfg = ReidLossConfig {
+            triplet_margin: TripletMargin::Fixed(0.3),
+            ..Default::default()
+        };
         let text = toml::to_string(&cfg).unwrap();
         let back: ReidLossConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, cfg);

@@ -2,6 +2,8 @@
 //! logits, batch-hard triplet loss on Euclidean distances of the pre-BN feature, and the BNNeck
 //! head itself. Loss functions are pure functions on tensors, generic over any Burn backend.
 
+#![warn(missing_docs)]
+
 mod bnneck;
 mod functions;
 

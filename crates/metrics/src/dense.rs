@@ -17,7 +17,10 @@ pub fn distance_matrix(
     cfg.validate()?;
     let q_meta = vec![SampleMeta::new(0, 0, 0); query.rows()];
     let g_meta = vec![SampleMeta::new(0, 0, 0); gallery.rows()];
-    let cfg = EvalConfig { query_is_gallery: false, ..cfg.clone() };
+    let cfg = EvalConfig {
+        query_is_gallery: false,
+        ..cfg.clone()
+    };
     check_meta(query, gallery, &q_meta, &g_meta, &cfg)?;
     let engine = prepare(query, gallery, &q_meta, &g_meta, &cfg)?;
     in_pool(cfg.threads, || engine_matrix(&engine, None))
@@ -28,19 +31,25 @@ pub(crate) fn engine_matrix(engine: &Engine<'_>, adjust: Option<&dyn RowAdjust>)
     let num_g = engine.gallery.rows();
     let num_q = engine.query.rows();
     let mut matrix = vec![0.0f32; num_q * num_g];
-    matrix.par_chunks_mut(QUERY_TILE * num_g).enumerate().for_each(|(t, block)| {
-        let queries: Vec<usize> = (t * QUERY_TILE..(t * QUERY_TILE + QUERY_TILE).min(num_q)).collect();
-        let mut scratch = engine.scratch();
-        engine.load_queries(&queries, &mut scratch);
-        crate::engine::for_each_tile(0, num_g, |columns| {
-            let Columns::Range { start, len } = columns else { return };
-            let out = engine.distances(&queries, columns, adjust, &mut scratch);
-            for r in 0..queries.len() {
-                block[r * num_g + start..r * num_g + start + len]
-                    .copy_from_slice(&out[r * GALLERY_TILE..r * GALLERY_TILE + len]);
-            }
+    matrix
+        .par_chunks_mut(QUERY_TILE * num_g)
+        .enumerate()
+        .for_each(|(t, block)| {
+            let queries: Vec<usize> =
+                (t * QUERY_TILE..(t * QUERY_TILE + QUERY_TILE).min(num_q)).collect();
+            let mut scratch = engine.scratch();
+            engine.load_queries(&queries, &mut scratch);
+            crate::engine::for_each_tile(0, num_g, |columns| {
+                let Columns::Range { start, len } = columns else {
+                    return;
+                };
+                let out = engine.distances(&queries, columns, adjust, &mut scratch);
+                for r in 0..queries.len() {
+                    block[r * num_g + start..r * num_g + start + len]
+                        .copy_from_slice(&out[r * GALLERY_TILE..r * GALLERY_TILE + len]);
+                }
+            });
         });
-    });
     matrix
 }
 
@@ -69,14 +78,20 @@ pub fn evaluate_distance_matrix(
         });
     }
     if cfg.query_is_gallery && num_q != num_g {
-        return Err(MetricsError::NotSameSet { query: num_q, gallery: num_g });
+        return Err(MetricsError::NotSameSet {
+            query: num_q,
+            gallery: num_g,
+        });
     }
     let exclusions = Exclusions::new(query_meta, gallery_meta, cfg);
     let mut per_query = Vec::with_capacity(num_q);
     let mut order: Vec<usize> = Vec::with_capacity(num_g);
     for (i, row) in distances.chunks_exact(num_g).enumerate() {
         if row.iter().any(|d| d.is_nan()) {
-            return Err(MetricsError::NonFinite { set: "distance matrix", row: i });
+            return Err(MetricsError::NonFinite {
+                set: "distance matrix",
+                row: i,
+            });
         }
         order.clear();
         order.extend(0..num_g);

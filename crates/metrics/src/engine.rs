@@ -48,8 +48,17 @@ impl<'a> PreparedSet<'a> {
     pub(crate) fn from_rows(data: Cow<'a, [f32]>, dim: usize) -> Self {
         let rows = data.len() / dim;
         let squared_norms: Vec<f32> = data.chunks_exact(dim).map(squared_norm).collect();
-        let inverse_norms = squared_norms.iter().map(|n| 1.0 / n.sqrt().max(NORM_EPSILON)).collect();
-        Self { data, rows, dim, squared_norms, inverse_norms }
+        let inverse_norms = squared_norms
+            .iter()
+            .map(|n| 1.0 / n.sqrt().max(NORM_EPSILON))
+            .collect();
+        Self {
+            data,
+            rows,
+            dim,
+            squared_norms,
+            inverse_norms,
+        }
     }
 
     /// Number of rows.
@@ -122,20 +131,34 @@ impl<'a> Engine<'a> {
         distance: Distance,
     ) -> Result<Self, MetricsError> {
         if query.dim != gallery.dim {
-            return Err(MetricsError::DimMismatch { query: query.dim, gallery: gallery.dim });
+            return Err(MetricsError::DimMismatch {
+                query: query.dim,
+                gallery: gallery.dim,
+            });
         }
-        Ok(Self { query, gallery, distance })
+        Ok(Self {
+            query,
+            gallery,
+            distance,
+        })
     }
 
     /// Distance from query `q` to gallery `g` by a plain dot product (not bitwise equal to the tiled
     /// value; used where only a weight, not a rank, depends on it).
     pub(crate) fn pair_distance(&self, q: usize, g: usize) -> f32 {
-        let dot = self.query.row(q).iter().zip(self.gallery.row(g)).fold(0.0f32, |acc, (a, b)| acc + a * b);
+        let dot = self
+            .query
+            .row(q)
+            .iter()
+            .zip(self.gallery.row(g))
+            .fold(0.0f32, |acc, (a, b)| acc + a * b);
         let squared = (self.query.squared_norms[q] + self.gallery.squared_norms[g]) - 2.0 * dot;
         match self.distance {
             Distance::SquaredEuclidean => squared,
             Distance::Euclidean => squared.max(0.0).sqrt(),
-            Distance::Cosine => 1.0 - dot * (self.query.inverse_norms[q] * self.gallery.inverse_norms[g]),
+            Distance::Cosine => {
+                1.0 - dot * (self.query.inverse_norms[q] * self.gallery.inverse_norms[g])
+            }
         }
     }
 
@@ -266,7 +289,10 @@ pub(crate) fn in_pool<R: Send>(
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
-                .map_err(|e| MetricsError::ThreadPool { threads, message: e.to_string() })?;
+                .map_err(|e| MetricsError::ThreadPool {
+                    threads,
+                    message: e.to_string(),
+                })?;
             Ok(pool.install(work))
         }
     }

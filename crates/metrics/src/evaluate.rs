@@ -22,7 +22,9 @@ pub fn evaluate(
     cfg: &EvalConfig,
 ) -> Result<EvalReport, MetricsError> {
     let engine = prepare(query, gallery, query_meta, gallery_meta, cfg)?;
-    in_pool(cfg.threads, || evaluate_engine(&engine, None, query_meta, gallery_meta, cfg))?
+    in_pool(cfg.threads, || {
+        evaluate_engine(&engine, None, query_meta, gallery_meta, cfg)
+    })?
 }
 
 /// Validate inputs and build the distance engine shared by every entry point.
@@ -36,7 +38,10 @@ pub(crate) fn prepare<'a>(
     cfg.validate()?;
     check_meta(query, gallery, query_meta, gallery_meta, cfg)?;
     if query.dim() != gallery.dim() {
-        return Err(MetricsError::DimMismatch { query: query.dim(), gallery: gallery.dim() });
+        return Err(MetricsError::DimMismatch {
+            query: query.dim(),
+            gallery: gallery.dim(),
+        });
     }
     let q = PreparedSet::new(query, cfg.normalize, "query")?;
     let g = PreparedSet::new(gallery, cfg.normalize, "gallery")?;
@@ -66,7 +71,10 @@ pub(crate) fn check_meta(
         });
     }
     if cfg.query_is_gallery && query.rows() != gallery.rows() {
-        return Err(MetricsError::NotSameSet { query: query.rows(), gallery: gallery.rows() });
+        return Err(MetricsError::NotSameSet {
+            query: query.rows(),
+            gallery: gallery.rows(),
+        });
     }
     Ok(())
 }
@@ -127,7 +135,9 @@ impl<'m> Exclusions<'m> {
 
     /// Gallery entries with the pid of query `i`, ascending.
     fn same_pid(&self, i: usize) -> &[usize] {
-        self.by_pid.get(&self.query_meta[i].pid).map_or(&[], Vec::as_slice)
+        self.by_pid
+            .get(&self.query_meta[i].pid)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Entries that may be the identical sample of query `i` (whatever their pid).
@@ -143,7 +153,11 @@ impl<'m> Exclusions<'m> {
     /// Positives (ascending) and all excluded-from-negatives entries (positives and junk, ascending).
     fn plan(&self, i: usize) -> (Vec<usize>, Vec<usize>) {
         let same = self.same_pid(i);
-        let positives: Vec<usize> = same.iter().copied().filter(|&j| !self.is_junk(i, j)).collect();
+        let positives: Vec<usize> = same
+            .iter()
+            .copied()
+            .filter(|&j| !self.is_junk(i, j))
+            .collect();
         let mut special: Vec<usize> = same.to_vec();
         special.extend(self.identical_candidates(i));
         special.sort_unstable();
@@ -172,15 +186,20 @@ pub(crate) fn evaluate_engine(
     let mut order: Vec<usize> = (0..query_meta.len()).collect();
     order.sort_by_key(|&i| (query_meta[i].pid, i));
     let tiles: Vec<&[usize]> = order.chunks(QUERY_TILE).collect();
-    let plans: Vec<Vec<QueryPlan>> =
-        tiles.par_iter().map(|tile| plan_tile(engine, adjust, &exclusions, tile)).collect();
+    let plans: Vec<Vec<QueryPlan>> = tiles
+        .par_iter()
+        .map(|tile| plan_tile(engine, adjust, &exclusions, tile))
+        .collect();
 
     let num_gallery = engine.gallery.rows();
     let chunk = chunk_len(cfg.block_size);
-    let chunks: Vec<(usize, usize)> =
-        (0..num_gallery).step_by(chunk).map(|s| (s, (s + chunk).min(num_gallery))).collect();
-    let items: Vec<(usize, usize)> =
-        (0..tiles.len()).flat_map(|t| (0..chunks.len()).map(move |c| (t, c))).collect();
+    let chunks: Vec<(usize, usize)> = (0..num_gallery)
+        .step_by(chunk)
+        .map(|s| (s, (s + chunk).min(num_gallery)))
+        .collect();
+    let items: Vec<(usize, usize)> = (0..tiles.len())
+        .flat_map(|t| (0..chunks.len()).map(move |c| (t, c)))
+        .collect();
     let partial: Vec<Vec<Vec<u32>>> = items
         .par_iter()
         .map(|&(t, c)| count_closer_negatives(engine, adjust, tiles[t], &plans[t], chunks[c]))
@@ -239,7 +258,11 @@ fn plan_tile(
         .map(|(((positives, special), d), &query)| {
             let mut positives: Vec<(f32, usize)> = d.into_iter().zip(positives).collect();
             positives.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            QueryPlan { query, positives, special }
+            QueryPlan {
+                query,
+                positives,
+                special,
+            }
         })
         .collect()
 }
@@ -260,10 +283,14 @@ fn count_closer_negatives(
     let mut scratch = engine.scratch();
     engine.load_queries(tile, &mut scratch);
     for_each_tile(start, end, |columns| {
-        let Columns::Range { start: first, len } = columns else { return };
+        let Columns::Range { start: first, len } = columns else {
+            return;
+        };
         let out = engine.distances(tile, columns, adjust, &mut scratch);
         for (r, plan) in plans.iter().enumerate() {
-            let Some(&(worst_d, worst_j)) = plan.positives.last() else { continue };
+            let Some(&(worst_d, worst_j)) = plan.positives.last() else {
+                continue;
+            };
             let row = &out[r * GALLERY_TILE..r * GALLERY_TILE + len];
             for (c, &d) in row.iter().enumerate() {
                 // NaN never passes; most negatives rank after the hardest positive and stop here.
@@ -274,7 +301,9 @@ fn count_closer_negatives(
                 if (d == worst_d && j > worst_j) || plan.special.binary_search(&j).is_ok() {
                     continue;
                 }
-                let bucket = plan.positives.partition_point(|&(pd, pj)| pd < d || (pd == d && pj < j));
+                let bucket = plan
+                    .positives
+                    .partition_point(|&(pd, pj)| pd < d || (pd == d && pj < j));
                 counts[r][bucket] += 1;
             }
         }

@@ -23,9 +23,19 @@ impl Features {
             return Err(MetricsError::ZeroDim { set: "input" });
         }
         if rows.checked_mul(dim) != Some(data.len()) {
-            return Err(MetricsError::BadShape { set: "input", len: data.len(), rows, dim });
+            return Err(MetricsError::BadShape {
+                set: "input",
+                len: data.len(),
+                rows,
+                dim,
+            });
         }
-        Ok(Self { data, rows, dim, normalized: false })
+        Ok(Self {
+            data,
+            rows,
+            dim,
+            normalized: false,
+        })
     }
 
     /// Copy a `[rows, dim]` Burn tensor into a feature matrix.
@@ -121,7 +131,12 @@ pub struct SampleMeta {
 impl SampleMeta {
     /// Metadata without a sample id.
     pub fn new(pid: i64, camid: i64, sceneid: i64) -> Self {
-        Self { pid, camid, sceneid, sample_id: None }
+        Self {
+            pid,
+            camid,
+            sceneid,
+            sample_id: None,
+        }
     }
 
     /// The same metadata with `sample_id` set.

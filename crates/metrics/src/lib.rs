@@ -6,6 +6,8 @@
 //! counts of closer negatives are kept, which is all exact AP/CMC/mINP need. Ties rank by gallery
 //! index, like a stable argsort of the distance row.
 
+#![warn(missing_docs)]
+
 mod config;
 mod dense;
 mod engine;
@@ -24,5 +26,5 @@ pub use evaluate::evaluate;
 pub use features::{Features, SampleMeta, NORM_EPSILON};
 pub use io::FeatureSet;
 pub use ranking::{top_k, Neighbour};
-pub use report::{EvalReport, QueryStats};
+pub use report::{EvalReport, QueryStats, Summary};
 pub use rerank::{RerankConfig, Reranked};

@@ -47,7 +47,9 @@ pub fn top_k(
 
 /// Convert internal `(distance, index)` pairs.
 pub(crate) fn to_neighbours(list: Vec<(f32, usize)>) -> Vec<Neighbour> {
-    list.into_iter().map(|(distance, index)| Neighbour { index, distance }).collect()
+    list.into_iter()
+        .map(|(distance, index)| Neighbour { index, distance })
+        .collect()
 }
 
 /// Whether `(d, j)` ranks before `(ld, lj)`.
@@ -91,8 +93,10 @@ pub(crate) fn nearest(
     let num_q = engine.query.rows();
     let num_g = engine.gallery.rows();
     let chunk = chunk_len(block_size);
-    let chunks: Vec<(usize, usize)> =
-        (0..num_g).step_by(chunk).map(|s| (s, (s + chunk).min(num_g))).collect();
+    let chunks: Vec<(usize, usize)> = (0..num_g)
+        .step_by(chunk)
+        .map(|s| (s, (s + chunk).min(num_g)))
+        .collect();
     let tiles: Vec<Vec<usize>> = (0..num_q)
         .step_by(QUERY_TILE)
         .map(|s| (s..(s + QUERY_TILE).min(num_q)).collect())
@@ -101,7 +105,12 @@ pub(crate) fn nearest(
     let per_tile: Vec<TileLists> = tiles
         .par_iter()
         .map(|tile| {
-            let empty = || (vec![Vec::new(); tile.len()], vec![f32::NEG_INFINITY; tile.len()]);
+            let empty = || {
+                (
+                    vec![Vec::new(); tile.len()],
+                    vec![f32::NEG_INFINITY; tile.len()],
+                )
+            };
             chunks
                 .par_iter()
                 .map(|&(start, end)| {
@@ -109,7 +118,9 @@ pub(crate) fn nearest(
                     let mut scratch = engine.scratch();
                     engine.load_queries(tile, &mut scratch);
                     for_each_tile(start, end, |columns| {
-                        let Columns::Range { start: first, len } = columns else { return };
+                        let Columns::Range { start: first, len } = columns else {
+                            return;
+                        };
                         let out = engine.distances(tile, columns, adjust, &mut scratch);
                         for (r, &q) in tile.iter().enumerate() {
                             let row = &out[r * GALLERY_TILE..r * GALLERY_TILE + len];
@@ -133,7 +144,11 @@ pub(crate) fn nearest(
                     (lists, maxima)
                 })
                 .reduce(empty, |(la, ma), (lb, mb)| {
-                    let lists = la.into_iter().zip(lb).map(|(a, b)| merge(a, b, k)).collect();
+                    let lists = la
+                        .into_iter()
+                        .zip(lb)
+                        .map(|(a, b)| merge(a, b, k))
+                        .collect();
                     let maxima = ma.into_iter().zip(mb).map(|(a, b)| a.max(b)).collect();
                     (lists, maxima)
                 })

@@ -74,6 +74,44 @@ impl EvalReport {
     pub fn rank(&self, k: usize) -> Option<f64> {
         k.checked_sub(1).and_then(|i| self.cmc.get(i)).copied()
     }
+
+    /// The headline numbers, in percent, as printed by the tools.
+    pub fn summary(&self) -> Summary {
+        let pct = |v: Option<f64>| v.map(|v| 100.0 * v);
+        Summary {
+            protocol: self.protocol,
+            map: 100.0 * self.map,
+            rank1: pct(self.rank(1)),
+            rank5: pct(self.rank(5)),
+            rank10: pct(self.rank(10)),
+            minp: 100.0 * self.minp,
+            valid_queries: self.num_valid_queries,
+            skipped_queries: self.num_skipped,
+        }
+    }
+}
+
+/// Headline numbers in percent (`None`: the gallery is shorter than that rank).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Protocol used.
+    pub protocol: EvalProtocol,
+    /// mAP, percent.
+    #[serde(rename = "mAP")]
+    pub map: f64,
+    /// Rank-1 accuracy, percent.
+    pub rank1: Option<f64>,
+    /// Rank-5 accuracy, percent.
+    pub rank5: Option<f64>,
+    /// Rank-10 accuracy, percent.
+    pub rank10: Option<f64>,
+    /// mINP, percent.
+    #[serde(rename = "mINP")]
+    pub minp: f64,
+    /// Queries with a positive.
+    pub valid_queries: usize,
+    /// Queries skipped (no positive).
+    pub skipped_queries: usize,
 }
 
 /// Average per-query results into a report; CMC length is `min(max_rank, gallery size)`.
@@ -85,7 +123,9 @@ pub(crate) fn summarize(
     let max_rank = cfg.max_rank.min(num_gallery);
     let valid: Vec<&QueryStats> = per_query.iter().flatten().collect();
     if valid.is_empty() {
-        return Err(MetricsError::NoValidQuery { queries: per_query.len() });
+        return Err(MetricsError::NoValidQuery {
+            queries: per_query.len(),
+        });
     }
     let n = valid.len() as f64;
     // A valid query's CMC is 1 from its first hit on, including past the end of a ranked list
@@ -119,8 +159,12 @@ pub(crate) fn summarize(
 
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.2}", 100.0 * v));
-        writeln!(f, "| protocol | mAP | R-1 | R-5 | R-10 | R-20 | mINP | valid | skipped |")?;
+        let pct =
+            |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.2}", 100.0 * v));
+        writeln!(
+            f,
+            "| protocol | mAP | R-1 | R-5 | R-10 | R-20 | mINP | valid | skipped |"
+        )?;
         writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
         writeln!(
             f,

@@ -30,7 +30,11 @@ pub struct RerankConfig {
 
 impl Default for RerankConfig {
     fn default() -> Self {
-        Self { k1: 20, k2: 6, lambda: 0.3 }
+        Self {
+            k1: 20,
+            k2: 6,
+            lambda: 0.3,
+        }
     }
 }
 
@@ -38,10 +42,15 @@ impl RerankConfig {
     /// Check `k1 >= 1`, `k2 >= 1`, `0 <= lambda <= 1`.
     pub fn validate(&self) -> Result<(), MetricsError> {
         if self.k1 == 0 || self.k2 == 0 {
-            return Err(MetricsError::Config("re-ranking k1 and k2 must be at least 1".into()));
+            return Err(MetricsError::Config(
+                "re-ranking k1 and k2 must be at least 1".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.lambda) {
-            return Err(MetricsError::Config(format!("re-ranking lambda must be in [0, 1], got {}", self.lambda)));
+            return Err(MetricsError::Config(format!(
+                "re-ranking lambda must be in [0, 1], got {}",
+                self.lambda
+            )));
         }
         Ok(())
     }
@@ -79,12 +88,17 @@ impl Reranked {
             f.check_finite(set)?;
         }
         if query.dim() != gallery.dim() {
-            return Err(MetricsError::DimMismatch { query: query.dim(), gallery: gallery.dim() });
+            return Err(MetricsError::DimMismatch {
+                query: query.dim(),
+                gallery: gallery.dim(),
+            });
         }
         let dim = query.dim();
         let total = query.rows() + gallery.rows();
         if u32::try_from(total).is_err() {
-            return Err(MetricsError::Config(format!("re-ranking supports up to 2^32 samples, got {total}")));
+            return Err(MetricsError::Config(format!(
+                "re-ranking supports up to 2^32 samples, got {total}"
+            )));
         }
         let mut samples = Vec::with_capacity(total * dim);
         for f in [query, gallery] {
@@ -103,7 +117,15 @@ impl Reranked {
             )?;
             Ok::<_, MetricsError>(sparse_jaccard(&all, num_query, rerank, cfg.block_size))
         })??;
-        Ok(Self { samples, dim, num_query, cfg: cfg.clone(), lambda: rerank.lambda, query_max, jaccard })
+        Ok(Self {
+            samples,
+            dim,
+            num_query,
+            cfg: cfg.clone(),
+            lambda: rerank.lambda,
+            query_max,
+            jaccard,
+        })
     }
 
     /// Engine over (query rows, gallery rows) of the stored samples.
@@ -121,10 +143,16 @@ impl Reranked {
     }
 
     /// Evaluate the re-ranked distances (protocol and ranks from the configuration given to `new`).
-    pub fn evaluate(&self, query_meta: &[SampleMeta], gallery_meta: &[SampleMeta]) -> Result<EvalReport, MetricsError> {
+    pub fn evaluate(
+        &self,
+        query_meta: &[SampleMeta],
+        gallery_meta: &[SampleMeta],
+    ) -> Result<EvalReport, MetricsError> {
         self.check(query_meta, gallery_meta)?;
         let engine = self.engine()?;
-        in_pool(self.cfg.threads, || evaluate_engine(&engine, Some(self), query_meta, gallery_meta, &self.cfg))?
+        in_pool(self.cfg.threads, || {
+            evaluate_engine(&engine, Some(self), query_meta, gallery_meta, &self.cfg)
+        })?
     }
 
     /// The `k` nearest gallery entries of each query under the re-ranked distance; with metadata,
@@ -142,19 +170,40 @@ impl Reranked {
             }
             None => None,
         };
-        let lists = in_pool(self.cfg.threads, || nearest(&engine, Some(self), exclusions.as_ref(), k, self.cfg.block_size).0)?;
+        let lists = in_pool(self.cfg.threads, || {
+            nearest(
+                &engine,
+                Some(self),
+                exclusions.as_ref(),
+                k,
+                self.cfg.block_size,
+            )
+            .0
+        })?;
         Ok(lists.into_iter().map(to_neighbours).collect())
     }
 
     /// The dense `Q x G` re-ranked distance matrix (row-major); O(Q x G) memory.
     pub fn distance_matrix(&self) -> Result<Vec<f32>, MetricsError> {
         let engine = self.engine()?;
-        in_pool(self.cfg.threads, || crate::dense::engine_matrix(&engine, Some(self)))
+        in_pool(self.cfg.threads, || {
+            crate::dense::engine_matrix(&engine, Some(self))
+        })
     }
 
-    fn check(&self, query_meta: &[SampleMeta], gallery_meta: &[SampleMeta]) -> Result<(), MetricsError> {
+    fn check(
+        &self,
+        query_meta: &[SampleMeta],
+        gallery_meta: &[SampleMeta],
+    ) -> Result<(), MetricsError> {
         let shape = |rows| Features::new(vec![0.0; rows], rows, 1);
-        check_meta(&shape(self.num_query)?, &shape(self.gallery_rows())?, query_meta, gallery_meta, &self.cfg)
+        check_meta(
+            &shape(self.num_query)?,
+            &shape(self.gallery_rows())?,
+            query_meta,
+            gallery_meta,
+            &self.cfg,
+        )
     }
 }
 
@@ -198,7 +247,11 @@ fn half_of(k1: usize) -> usize {
 /// The k-reciprocal neighbours of `i` within the first `k + 1` entries of each list.
 fn reciprocal(lists: &[Vec<(f32, usize)>], i: usize, k: usize) -> Vec<usize> {
     let head = |x: usize| &lists[x][..lists[x].len().min(k + 1)];
-    head(i).iter().map(|&(_, j)| j).filter(|&j| head(j).iter().any(|&(_, x)| x == i)).collect()
+    head(i)
+        .iter()
+        .map(|&(_, j)| j)
+        .filter(|&j| head(j).iter().any(|&(_, x)| x == i))
+        .collect()
 }
 
 /// Query scale factors (largest distance of each query) and sparse Jaccard distances of each query
@@ -212,7 +265,10 @@ fn sparse_jaccard(
     let total = all.query.rows();
     let list_len = (rerank.k1 + 1).max(rerank.k2);
     let (lists, maxima) = nearest(all, None, None, list_len, block_size);
-    let scale: Vec<f32> = maxima.iter().map(|&m| if m > 0.0 { m } else { 1.0 }).collect();
+    let scale: Vec<f32> = maxima
+        .iter()
+        .map(|&m| if m > 0.0 { m } else { 1.0 })
+        .collect();
     let half = half_of(rerank.k1);
 
     // Gaussian-weighted k-reciprocal vectors.
@@ -230,9 +286,16 @@ fn sparse_jaccard(
             }
             expansion.sort_unstable();
             expansion.dedup();
-            let weights: Vec<f32> = expansion.iter().map(|&j| (-all.pair_distance(i, j) / scale[i]).exp()).collect();
+            let weights: Vec<f32> = expansion
+                .iter()
+                .map(|&j| (-all.pair_distance(i, j) / scale[i]).exp())
+                .collect();
             let sum: f32 = weights.iter().sum();
-            expansion.iter().zip(weights).map(|(&j, w)| (j as u32, w / sum)).collect()
+            expansion
+                .iter()
+                .zip(weights)
+                .map(|(&j, w)| (j as u32, w / sum))
+                .collect()
         })
         .collect();
 
@@ -244,7 +307,8 @@ fn sparse_jaccard(
             .into_par_iter()
             .map(|i| {
                 let rows: Vec<usize> = lists[i].iter().take(rerank.k2).map(|&(_, j)| j).collect();
-                let mut entries: Vec<(u32, f32)> = rows.iter().flat_map(|&t| v[t].iter().copied()).collect();
+                let mut entries: Vec<(u32, f32)> =
+                    rows.iter().flat_map(|&t| v[t].iter().copied()).collect();
                 entries.sort_by_key(|&(c, _)| c); // stable: each column sums in rank order
                 let mut merged: SparseRow = Vec::new();
                 for (c, x) in entries {

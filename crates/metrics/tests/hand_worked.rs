@@ -9,7 +9,11 @@ use next_metrics::{
 };
 
 fn raw(protocol: EvalProtocol) -> EvalConfig {
-    EvalConfig { protocol, normalize: false, ..EvalConfig::default() }
+    EvalConfig {
+        protocol,
+        normalize: false,
+        ..EvalConfig::default()
+    }
 }
 
 const EPS: f64 = 1e-12;
@@ -36,11 +40,21 @@ fn ties_keep_gallery_order_and_junk_is_removed() {
     assert!((report.minp - 0.5).abs() < EPS);
     assert_eq!(report.cmc, vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
     let stats = report.per_query[0].unwrap();
-    assert_eq!((stats.first_hit_rank, stats.hardest_positive_rank, stats.num_positives), (2, 4, 2));
+    assert_eq!(
+        (
+            stats.first_hit_rank,
+            stats.hardest_positive_rank,
+            stats.num_positives
+        ),
+        (2, 4, 2)
+    );
     // The textbook path (full matrix + stable argsort) agrees exactly.
     let dense = distance_matrix(&q, &g, &cfg).unwrap();
     assert_eq!(dense, vec![4.0, 1.0, 1.0, 1.0, 9.0, 0.0]);
-    assert_eq!(evaluate_distance_matrix(&dense, &qm, &gm, &cfg).unwrap(), report);
+    assert_eq!(
+        evaluate_distance_matrix(&dense, &qm, &gm, &cfg).unwrap(),
+        report
+    );
 }
 
 #[test]
@@ -56,7 +70,14 @@ fn queries_without_a_usable_positive_are_skipped_and_counted() {
     let qm = meta(&[(1, 0), (7, 0), (2, 0)]);
     let gm = meta(&[(1, 0), (1, 1), (2, 0)]);
     let report = evaluate(&q, &g, &qm, &gm, &raw(EvalProtocol::Standard)).unwrap();
-    assert_eq!((report.num_valid_queries, report.num_skipped, report.num_queries), (1, 2, 3));
+    assert_eq!(
+        (
+            report.num_valid_queries,
+            report.num_skipped,
+            report.num_queries
+        ),
+        (1, 2, 3)
+    );
     assert!((report.map - 1.0).abs() < EPS);
     assert_eq!(report.per_query[1], None);
     assert_eq!(report.per_query[2], None);
@@ -74,7 +95,11 @@ fn msvr_protocol_uses_scenes_not_cameras() {
     let q = scalars(&[0.0]);
     let g = scalars(&[1.0, 2.0, 3.0]);
     let qm = vec![SampleMeta::new(1, 0, 5)];
-    let gm = vec![SampleMeta::new(1, 3, 5), SampleMeta::new(2, 0, 1), SampleMeta::new(1, 0, 9)];
+    let gm = vec![
+        SampleMeta::new(1, 3, 5),
+        SampleMeta::new(2, 0, 1),
+        SampleMeta::new(1, 0, 9),
+    ];
     let msvr = evaluate(&q, &g, &qm, &gm, &raw(EvalProtocol::Msvr)).unwrap();
     assert!((msvr.map - 0.5).abs() < EPS);
     assert_eq!(msvr.cmc, vec![0.0, 1.0, 1.0]);
@@ -94,7 +119,10 @@ fn identical_query_and_gallery_sets() {
     // CMC: rank 1: 0; rank 2: 3/4; rank 3 and 4: 1.
     let x = scalars(&[0.0, 2.0, 1.0, 5.0]);
     let m = meta(&[(1, 0), (1, 0), (2, 0), (2, 0)]);
-    let cfg = EvalConfig { query_is_gallery: true, ..raw(EvalProtocol::None) };
+    let cfg = EvalConfig {
+        query_is_gallery: true,
+        ..raw(EvalProtocol::None)
+    };
     let report = evaluate(&x, &x, &m, &m, &cfg).unwrap();
     assert!((report.map - 11.0 / 24.0).abs() < EPS, "{}", report.map);
     assert!((report.minp - 11.0 / 24.0).abs() < EPS);
@@ -102,7 +130,11 @@ fn identical_query_and_gallery_sets() {
     assert_eq!(report.per_query[2].unwrap().first_hit_rank, 3);
 
     // Sample ids do the same job as the flag.
-    let with_ids: Vec<SampleMeta> = m.iter().enumerate().map(|(i, s)| s.with_sample_id(i as u64)).collect();
+    let with_ids: Vec<SampleMeta> = m
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.with_sample_id(i as u64))
+        .collect();
     let by_id = evaluate(&x, &x, &with_ids, &with_ids, &raw(EvalProtocol::None)).unwrap();
     assert_eq!(by_id.map, report.map);
 
@@ -130,7 +162,14 @@ fn cmc_is_clipped_to_max_rank() {
     let g = scalars(&values);
     let mut gm = meta(&vec![(2, 1); 60]);
     gm[9] = SampleMeta::new(1, 1, 0);
-    let report = evaluate(&scalars(&[0.0]), &g, &meta(&[(1, 0)]), &gm, &raw(EvalProtocol::Standard)).unwrap();
+    let report = evaluate(
+        &scalars(&[0.0]),
+        &g,
+        &meta(&[(1, 0)]),
+        &gm,
+        &raw(EvalProtocol::Standard),
+    )
+    .unwrap();
     assert_eq!(report.cmc.len(), 50);
     assert_eq!(report.rank(9), Some(0.0));
     assert_eq!(report.rank(10), Some(1.0));
@@ -139,9 +178,18 @@ fn cmc_is_clipped_to_max_rank() {
 
 #[test]
 fn no_valid_query_is_an_error() {
-    let err = evaluate(&scalars(&[0.0]), &scalars(&[1.0]), &meta(&[(1, 0)]), &meta(&[(2, 0)]), &raw(EvalProtocol::Standard))
-        .unwrap_err();
-    assert!(matches!(err, MetricsError::NoValidQuery { queries: 1 }), "{err}");
+    let err = evaluate(
+        &scalars(&[0.0]),
+        &scalars(&[1.0]),
+        &meta(&[(1, 0)]),
+        &meta(&[(2, 0)]),
+        &raw(EvalProtocol::Standard),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, MetricsError::NoValidQuery { queries: 1 }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,6 +205,11 @@ fn report_serialises_and_prints_a_table() {
     let json = serde_json::to_string(&report).unwrap();
     let back: next_metrics::EvalReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back, report);
+    let summary = serde_json::to_value(report.summary()).unwrap();
+    assert_eq!(summary["mAP"], 50.0);
+    assert_eq!(summary["rank1"], 0.0);
+    assert_eq!(summary["rank5"], serde_json::Value::Null); // gallery of 2
+    assert_eq!(summary["valid_queries"], 1);
     let table = report.to_string();
     assert!(table.contains("| standard | 50.00 | 0.00 |"), "{table}");
 }

@@ -27,8 +27,16 @@ fn inputs(seed: u64, integer: bool) -> (Features, Features, Vec<SampleMeta>, Vec
 fn streaming_equals_textbook_with_many_ties() {
     // Features in {-1, 0, 1}^4 without normalisation: integer distances, most of them tied.
     let (q, g, qm, gm) = inputs(1, true);
-    for protocol in [EvalProtocol::Standard, EvalProtocol::Msvr, EvalProtocol::None] {
-        let cfg = EvalConfig { protocol, normalize: false, ..EvalConfig::default() };
+    for protocol in [
+        EvalProtocol::Standard,
+        EvalProtocol::Msvr,
+        EvalProtocol::None,
+    ] {
+        let cfg = EvalConfig {
+            protocol,
+            normalize: false,
+            ..EvalConfig::default()
+        };
         let fast = evaluate(&q, &g, &qm, &gm, &cfg).unwrap();
         let dense = distance_matrix(&q, &g, &cfg).unwrap();
         let textbook = evaluate_distance_matrix(&dense, &qm, &gm, &cfg).unwrap();
@@ -40,12 +48,24 @@ fn streaming_equals_textbook_with_many_ties() {
 #[test]
 fn streaming_equals_textbook_for_every_distance() {
     let (q, g, qm, gm) = inputs(2, false);
-    for distance in [Distance::SquaredEuclidean, Distance::Euclidean, Distance::Cosine] {
+    for distance in [
+        Distance::SquaredEuclidean,
+        Distance::Euclidean,
+        Distance::Cosine,
+    ] {
         for normalize in [true, false] {
-            let cfg = EvalConfig { distance, normalize, ..EvalConfig::default() };
+            let cfg = EvalConfig {
+                distance,
+                normalize,
+                ..EvalConfig::default()
+            };
             let fast = evaluate(&q, &g, &qm, &gm, &cfg).unwrap();
             let dense = distance_matrix(&q, &g, &cfg).unwrap();
-            assert_eq!(fast, evaluate_distance_matrix(&dense, &qm, &gm, &cfg).unwrap(), "{distance:?}");
+            assert_eq!(
+                fast,
+                evaluate_distance_matrix(&dense, &qm, &gm, &cfg).unwrap(),
+                "{distance:?}"
+            );
         }
     }
 }
@@ -53,13 +73,33 @@ fn streaming_equals_textbook_for_every_distance() {
 #[test]
 fn block_size_and_threads_never_change_results() {
     let (q, g, qm, gm) = inputs(3, true);
-    let base = EvalConfig { normalize: false, ..EvalConfig::default() };
+    let base = EvalConfig {
+        normalize: false,
+        ..EvalConfig::default()
+    };
     let reference = evaluate(&q, &g, &qm, &gm, &base).unwrap();
     let reference_top = top_k(&q, &g, Some((&qm, &gm)), 7, &base).unwrap();
-    for (block_size, threads) in [(1, Some(1)), (960, Some(2)), (1000, Some(3)), (100_000, Some(1)), (2000, None)] {
-        let cfg = EvalConfig { block_size, threads, ..base.clone() };
-        assert_eq!(evaluate(&q, &g, &qm, &gm, &cfg).unwrap(), reference, "block {block_size}");
-        assert_eq!(top_k(&q, &g, Some((&qm, &gm)), 7, &cfg).unwrap(), reference_top);
+    for (block_size, threads) in [
+        (1, Some(1)),
+        (960, Some(2)),
+        (1000, Some(3)),
+        (100_000, Some(1)),
+        (2000, None),
+    ] {
+        let cfg = EvalConfig {
+            block_size,
+            threads,
+            ..base.clone()
+        };
+        assert_eq!(
+            evaluate(&q, &g, &qm, &gm, &cfg).unwrap(),
+            reference,
+            "block {block_size}"
+        );
+        assert_eq!(
+            top_k(&q, &g, Some((&qm, &gm)), 7, &cfg).unwrap(),
+            reference_top
+        );
     }
 }
 
@@ -75,7 +115,10 @@ fn permuting_the_gallery_never_changes_map_or_cmc() {
     let q = Features::new((0..Q).map(|_| -1.0 - rng.below(500) as f32).collect(), Q, 1).unwrap();
     let qm = random_meta(&mut rng, Q, 40, 3, 1);
     let gm = random_meta(&mut rng, G, 40, 3, 1);
-    let cfg = EvalConfig { normalize: false, ..EvalConfig::default() };
+    let cfg = EvalConfig {
+        normalize: false,
+        ..EvalConfig::default()
+    };
     let reference = evaluate(&q, &g, &qm, &gm, &cfg).unwrap();
     let mut perm: Vec<usize> = (0..G).collect();
     shuffle(&mut rng, &mut perm);
@@ -104,11 +147,16 @@ fn perfect_ranking_gives_map_one() {
     let (pids, dim) = (12usize, 12usize);
     let make = |rng: &mut Rng, n: usize| {
         // Camera (i / pids) % 3: every pid appears in every camera.
-        let meta: Vec<SampleMeta> =
-            (0..n).map(|i| SampleMeta::new((i % pids) as i64, ((i / pids) % 3) as i64, 0)).collect();
+        let meta: Vec<SampleMeta> = (0..n)
+            .map(|i| SampleMeta::new((i % pids) as i64, ((i / pids) % 3) as i64, 0))
+            .collect();
         let data: Vec<f32> = meta
             .iter()
-            .flat_map(|m| (0..dim).map(|d| if d == m.pid as usize { 1.0 } else { 0.0 }).collect::<Vec<_>>())
+            .flat_map(|m| {
+                (0..dim)
+                    .map(|d| if d == m.pid as usize { 1.0 } else { 0.0 })
+                    .collect::<Vec<_>>()
+            })
             .map(|v| v + 0.05 * (rng.uniform() - 0.5))
             .collect();
         (Features::new(data, n, dim).unwrap(), meta)
@@ -125,7 +173,10 @@ fn perfect_ranking_gives_map_one() {
 #[test]
 fn top_k_matches_a_stable_argsort_of_the_distance_matrix() {
     let (q, g, qm, gm) = inputs(6, true);
-    let cfg = EvalConfig { normalize: false, ..EvalConfig::default() };
+    let cfg = EvalConfig {
+        normalize: false,
+        ..EvalConfig::default()
+    };
     let dense = distance_matrix(&q, &g, &cfg).unwrap();
     let lists = top_k(&q, &g, None, 25, &cfg).unwrap();
     let junk_free = top_k(&q, &g, Some((&qm, &gm)), 25, &cfg).unwrap();

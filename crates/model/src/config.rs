@@ -78,6 +78,9 @@ pub struct NextConfig {
     pub mgfa: MgfaConfig,
     /// Loss weights and settings.
     pub loss: ReidLossConfig,
+    /// Add the same identity + triplet pair on each MGFA branch (row (d) only), each branch
+    /// with its own BNNeck.
+    pub branch_losses: bool,
 }
 
 impl Default for NextConfig {
@@ -94,6 +97,7 @@ impl Default for NextConfig {
             csse: CsseConfig::default(),
             mgfa: MgfaConfig::default(),
             loss: ReidLossConfig::default(),
+            branch_losses: false,
         }
     }
 }
@@ -101,13 +105,19 @@ impl Default for NextConfig {
 impl NextConfig {
     /// A small config for tests and demos: tiny CLIP, `num_classes` identities, default experts.
     pub fn tiny(num_classes: usize) -> Self {
-        Self { clip: ClipSource::Preset(ClipPreset::Tiny), num_classes, ..Self::default() }
+        Self {
+            clip: ClipSource::Preset(ClipPreset::Tiny),
+            num_classes,
+            ..Self::default()
+        }
     }
 
     /// Parse a TOML config; unknown fields are errors.
     pub fn from_toml_str(text: &str) -> Result<Self, ModelError> {
-        let config: Self = toml::from_str(text)
-            .map_err(|e| ModelError::Config { path: None, message: e.to_string() })?;
+        let config: Self = toml::from_str(text).map_err(|e| ModelError::Config {
+            path: None,
+            message: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -124,9 +134,10 @@ impl NextConfig {
             message: e.to_string(),
         })?;
         config.validate().map_err(|e| match e {
-            ModelError::Config { message, .. } => {
-                ModelError::Config { path: Some(path.to_path_buf()), message }
-            }
+            ModelError::Config { message, .. } => ModelError::Config {
+                path: Some(path.to_path_buf()),
+                message,
+            },
             other => other,
         })?;
         Ok(config)
@@ -134,28 +145,51 @@ impl NextConfig {
 
     /// The config as TOML text.
     pub fn to_toml_string(&self) -> Result<String, ModelError> {
-        toml::to_string(self).map_err(|e| ModelError::Config { path: None, message: e.to_string() })
+        toml::to_string(self).map_err(|e| ModelError::Config {
+            path: None,
+            message: e.to_string(),
+        })
     }
 
     /// Check value ranges that serde cannot.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |message: String| Err(ModelError::Config { path: None, message });
+        let bad = |message: String| {
+            Err(ModelError::Config {
+                path: None,
+                message,
+            })
+        };
         if self.num_classes == 0 {
             return bad("num_classes must be at least 1".into());
         }
         if !(self.sentence_keep_prob > 0.0 && self.sentence_keep_prob <= 1.0) {
-            return bad(format!("sentence_keep_prob must be in (0, 1], got {}", self.sentence_keep_prob));
+            return bad(format!(
+                "sentence_keep_prob must be in (0, 1], got {}",
+                self.sentence_keep_prob
+            ));
         }
         if self.tmse.num_experts == 0 || self.csse.num_experts == 0 {
             return bad("tmse.num_experts and csse.num_experts must be at least 1".into());
         }
         if !(self.tmse.top_k_fraction > 0.0 && self.tmse.top_k_fraction <= 1.0) {
-            return bad(format!("tmse.top_k_fraction must be in (0, 1], got {}", self.tmse.top_k_fraction));
+            return bad(format!(
+                "tmse.top_k_fraction must be in (0, 1], got {}",
+                self.tmse.top_k_fraction
+            ));
         }
         if self.mgfa.num_heads == 0 {
             return bad("mgfa.num_heads must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Number of extra branch BNNecks (2 with `branch_losses` in row (d), else 0).
+    pub fn num_branch_necks(&self) -> usize {
+        if self.branch_losses && self.mgfa.mode.num_branches() == 2 {
+            2
+        } else {
+            0
+        }
     }
 
     /// The CLIP architecture: the preset, or `config.json` of the Hugging Face folder.
@@ -184,7 +218,10 @@ mod tests {
             "clip = \"/models/clip-vit-base-patch16\"\ntext = \"off\"\n[mgfa]\nmode = \"semantic\"\n",
         )
         .unwrap();
-        assert_eq!(partial.clip, ClipSource::HfDir("/models/clip-vit-base-patch16".into()));
+        assert_eq!(
+            partial.clip,
+            ClipSource::HfDir("/models/clip-vit-base-patch16".into())
+        );
         assert_eq!(partial.text, TextMode::Off);
         assert_eq!(partial.mgfa.mode, AggregationMode::Semantic);
         assert_eq!(partial.tmse.num_experts, 3);

@@ -3,6 +3,8 @@
 //! features aggregation (MGFA) and a BNNeck head, configured from TOML; plus the parameter and
 //! multiply-add report of the paper's Table VIII.
 
+#![warn(missing_docs)]
+
 mod config;
 mod cost;
 mod model;

@@ -49,6 +49,10 @@ pub struct NextOutput<B: Backend> {
     pub semantic: Option<TmseOutput<B>>,
     /// CSSE routing weights `[B, 3N, K_c]`.
     pub structure_routing: Option<Tensor<B, 3>>,
+    /// Pre-BN branch features `[B, 3D]` (semantic, structure) when branch losses are on.
+    pub branch_features: Vec<Tensor<B, 2>>,
+    /// Logits of the branch BNNecks, aligned with `branch_features`.
+    pub branch_logits: Vec<Tensor<B, 2>>,
 }
 
 /// The NEXT model.
@@ -66,6 +70,8 @@ pub struct NextModel<B: Backend> {
     pub mgfa: Mgfa<B>,
     /// BNNeck head.
     pub neck: BnNeck<B>,
+    /// BNNecks of the MGFA branches (empty unless `branch_losses` in row (d)).
+    pub branch_necks: Vec<BnNeck<B>>,
     /// The configuration the model was built from.
     pub config: NextConfig,
     /// Tokenizer for captions (present with the text encoder).
@@ -108,9 +114,35 @@ impl NextConfig {
                 message: "init_pretrained needs `clip` to be a Hugging Face folder".into(),
             });
         };
-        let (clip, report) = ClipModel::from_hf_dir(dir, self.num_cameras, self.camera_coef, device)?;
+        let (clip, report) =
+            ClipModel::from_hf_dir(dir, self.num_cameras, self.camera_coef, device)?;
         let text = self.uses_text().then_some(clip.text);
         Ok((self.assemble(clip.vision, text, device)?, report))
+    }
+
+    /// Build the model the way the trainer wants it: CLIP weights loaded when
+    /// [`NextConfig::clip`] is a Hugging Face folder (with the load report), random otherwise.
+    pub fn build<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<(NextModel<B>, Option<LoadReport>), ModelError> {
+        match &self.clip {
+            ClipSource::HfDir(_) => {
+                let (model, report) = self.init_pretrained(device)?;
+                Ok((model, Some(report)))
+            }
+            ClipSource::Preset(_) => Ok((self.init(device)?, None)),
+        }
+    }
+
+    /// Rebuild a model of this configuration and load a checkpoint written by
+    /// [`NextModel::save`] (CLIP architecture read from the preset or `config.json` only).
+    pub fn load_model<B: Backend>(
+        &self,
+        checkpoint: &Path,
+        device: &B::Device,
+    ) -> Result<NextModel<B>, ModelError> {
+        self.init(device)?.load(checkpoint)
     }
 
     fn assemble<B: Backend>(
@@ -131,10 +163,17 @@ impl NextConfig {
         Ok(NextModel {
             vision,
             text: text.map(ClipText::frozen),
-            tmse: mode.uses_semantic_experts().then(|| self.tmse.init(dim, device)),
-            csse: mode.uses_structure_experts().then(|| self.csse.init(dim, device)),
+            tmse: mode
+                .uses_semantic_experts()
+                .then(|| self.tmse.init(dim, device)),
+            csse: mode
+                .uses_structure_experts()
+                .then(|| self.csse.init(dim, device)),
             mgfa: self.mgfa.init(dim, device)?,
             neck: BnNeckConfig::new(3 * dim, self.num_classes).init(device),
+            branch_necks: (0..self.num_branch_necks())
+                .map(|_| BnNeckConfig::new(3 * dim, self.num_classes).init(device))
+                .collect(),
             config: self.clone(),
             tokenizer: tokenizer.map(|t| SharedTokenizer(Arc::new(t))),
         })
@@ -157,10 +196,17 @@ impl<B: Backend> NextModel<B> {
         SentenceSampler::new(seed, self.config.sentence_keep_prob)
     }
 
-    /// Learnable parameters: everything except the frozen text encoder and the BN bias.
+    /// Learnable parameters: everything except the frozen text encoder, the frozen BN bias and
+    /// the BN running statistics.
     pub fn num_learnable_params(&self) -> usize {
-        let frozen = self.text.as_ref().map_or(0, |t| t.num_params()) + self.neck.bn.beta.num_params();
-        self.num_params() - frozen
+        self.vision.num_params()
+            + self.tmse.as_ref().map_or(0, |t| t.num_params())
+            + self.csse.as_ref().map_or(0, |c| c.num_params())
+            + self.mgfa.num_params()
+            + std::iter::once(&self.neck)
+                .chain(&self.branch_necks)
+                .map(|n| n.bn.gamma.num_params() + n.classifier.num_params())
+                .sum::<usize>()
     }
 
     /// Training forward: sentences of each caption are sampled per expert with `sampler`.
@@ -183,10 +229,16 @@ impl<B: Backend> NextModel<B> {
                         }
                     }
                 }
-                Some(self.encode_texts(&texts)?.reshape([batch, k_s, 3, self.dim()]))
+                Some(
+                    self.encode_texts(&texts)?
+                        .reshape([batch, k_s, 3, self.dim()]),
+                )
             }
             (None, true) if self.config.text == TextMode::Required => {
-                return Err(ModelError::MissingCaption { sample: 0, modality: 0 });
+                return Err(ModelError::MissingCaption {
+                    sample: 0,
+                    modality: 0,
+                });
             }
             _ => None,
         };
@@ -202,7 +254,10 @@ impl<B: Backend> NextModel<B> {
             (Some(captions), true) => {
                 check_captions(captions, batch, TextMode::Optional)?;
                 let texts: Vec<Option<String>> = captions.iter().flatten().cloned().collect();
-                Some(self.encode_texts(&texts)?.reshape([batch, 1, 3, self.dim()]))
+                Some(
+                    self.encode_texts(&texts)?
+                        .reshape([batch, 1, 3, self.dim()]),
+                )
             }
             _ => None,
         };
@@ -214,9 +269,18 @@ impl<B: Backend> NextModel<B> {
         Ok(l2_normalize(feature))
     }
 
-    /// The weighted identity + triplet loss of a training output.
+    /// The weighted identity + triplet loss of a training output; with branch losses, the
+    /// same pair on each branch is added (to `total`, `id` and `triplet` alike).
     pub fn loss(&self, output: &NextOutput<B>, labels: Tensor<B, 1, Int>) -> ReidLoss<B> {
-        reid_loss(&self.config.loss, output.logits.clone(), output.feature.clone(), labels)
+        let cfg = &self.config.loss;
+        let mut loss = reid_loss(cfg, output.logits.clone(), output.feature.clone(), labels.clone());
+        for (feature, logits) in output.branch_features.iter().zip(&output.branch_logits) {
+            let branch = reid_loss(cfg, logits.clone(), feature.clone(), labels.clone());
+            loss.total = loss.total + branch.total;
+            loss.id = loss.id + branch.id;
+            loss.triplet = loss.triplet + branch.triplet;
+        }
+        loss
     }
 
     /// Forward with already-encoded text features `[B, K, 3, D]` (K = K_s or 1), or none.
@@ -235,18 +299,26 @@ impl<B: Backend> NextModel<B> {
             Some(csse) => Some(csse.forward(patches)?),
             None => None,
         };
-        let feature = self.mgfa.forward(
+        let aggregated = self.mgfa.forward_branches(
             class_tokens,
             semantic.as_ref().map(|s| s.features.clone()),
             structure.as_ref().map(|s| s.features.clone()),
         )?;
+        let feature = aggregated.feature;
         let neck = self.neck.forward(feature.clone());
+        let (mut branch_features, mut branch_logits) = (Vec::new(), Vec::new());
+        for (branch, branch_neck) in aggregated.branches.into_iter().zip(&self.branch_necks) {
+            branch_logits.push(branch_neck.forward(branch.clone()).logits);
+            branch_features.push(branch);
+        }
         Ok(NextOutput {
             feature,
             bn_feature: neck.normalized,
             logits: neck.logits,
             semantic,
             structure_routing: structure.map(|s| s.routing),
+            branch_features,
+            branch_logits,
         })
     }
 
@@ -279,7 +351,9 @@ impl<B: Backend> NextModel<B> {
             }
             Some(_) => None,
             None if self.vision.num_cameras() > 0 => {
-                return Err(ModelError::Input("the model has SIE: camera ids are required".into()));
+                return Err(ModelError::Input(
+                    "the model has SIE: camera ids are required".into(),
+                ));
             }
             None => None,
         };
@@ -316,15 +390,23 @@ impl<B: Backend> NextModel<B> {
             }
         }
         let zero_row = unique.len() as i64;
-        let index: Vec<i64> = index.into_iter().map(|i| if i < 0 { zero_row } else { i }).collect();
+        let index: Vec<i64> = index
+            .into_iter()
+            .map(|i| if i < 0 { zero_row } else { i })
+            .collect();
         let dim = self.dim();
         let mut table = Vec::new();
         if !unique.is_empty() {
             let tokenized = tokenizer.0.encode_batch(&unique)?;
             let len = tokenized[0].ids.len();
-            let ids: Vec<i64> = tokenized.iter().flat_map(|t| t.ids.iter().map(|&v| v as i64)).collect();
-            let mask: Vec<i64> =
-                tokenized.iter().flat_map(|t| t.attention_mask.iter().map(|&v| v as i64)).collect();
+            let ids: Vec<i64> = tokenized
+                .iter()
+                .flat_map(|t| t.ids.iter().map(|&v| v as i64))
+                .collect();
+            let mask: Vec<i64> = tokenized
+                .iter()
+                .flat_map(|t| t.attention_mask.iter().map(|&v| v as i64))
+                .collect();
             let shape = [unique.len(), len];
             let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
             let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, shape), &device);
@@ -340,10 +422,11 @@ impl<B: Backend> NextModel<B> {
     /// Save every tensor of the model (burnpack format) atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let mut store = BurnpackStore::from_bytes(None);
-        self.save_into(&mut store).map_err(|e| ModelError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        self.save_into(&mut store)
+            .map_err(|e| ModelError::Checkpoint {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let bytes = store.get_bytes().map_err(|e| ModelError::Checkpoint {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -357,8 +440,13 @@ impl<B: Backend> NextModel<B> {
     pub fn load(mut self, path: &Path) -> Result<Self, ModelError> {
         let bytes = next_common::read_file(path)?;
         let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
-        let fail = |message: String| ModelError::Checkpoint { path: path.to_path_buf(), message };
-        let result = self.load_from(&mut store).map_err(|e| fail(e.to_string()))?;
+        let fail = |message: String| ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        };
+        let result = self
+            .load_from(&mut store)
+            .map_err(|e| fail(e.to_string()))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
             return Err(fail(format!(
                 "expected a NEXT checkpoint of this configuration: {} tensor errors {:?}, missing {:?}",
@@ -371,7 +459,11 @@ impl<B: Backend> NextModel<B> {
     }
 }
 
-fn check_captions(captions: &[SampleCaptions], batch: usize, mode: TextMode) -> Result<(), ModelError> {
+fn check_captions(
+    captions: &[SampleCaptions],
+    batch: usize,
+    mode: TextMode,
+) -> Result<(), ModelError> {
     if captions.len() != batch {
         return Err(ModelError::Input(format!(
             "{} caption entries for a batch of {batch}",
@@ -380,7 +472,10 @@ fn check_captions(captions: &[SampleCaptions], batch: usize, mode: TextMode) -> 
     }
     if mode == TextMode::Required {
         for (sample, entry) in captions.iter().enumerate() {
-            if let Some(modality) = entry.iter().position(|c| c.as_deref().is_none_or(|c| c.trim().is_empty())) {
+            if let Some(modality) = entry
+                .iter()
+                .position(|c| c.as_deref().is_none_or(|c| c.trim().is_empty()))
+            {
                 return Err(ModelError::MissingCaption { sample, modality });
             }
         }

@@ -18,7 +18,10 @@ pub struct SentenceSampler {
 impl SentenceSampler {
     /// A sampler keeping each sentence with probability `keep_prob` (clamped to [0, 1]).
     pub fn new(seed: u64, keep_prob: f64) -> Self {
-        Self { rng: StdRng::seed_from_u64(seed), keep_prob: keep_prob.clamp(0.0, 1.0) }
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            keep_prob: keep_prob.clamp(0.0, 1.0),
+        }
     }
 
     /// The keep probability p.
@@ -62,7 +65,8 @@ pub fn join_sentences(sentences: &[&str]) -> String {
 mod tests {
     use super::*;
 
-    const CAPTION: &str = "A man in a red coat. He carries a black bag. Grey trousers. White shoes.";
+    const CAPTION: &str =
+        "A man in a red coat. He carries a black bag. Grey trousers. White shoes.";
 
     #[test]
     fn sampling_is_deterministic_for_a_seed_and_never_empty() {
@@ -90,8 +94,12 @@ mod tests {
     #[test]
     fn keep_rate_is_close_to_p() {
         let mut sampler = SentenceSampler::new(3, 0.6);
-        let caption = (0..10).map(|i| format!("sentence {i}.")).collect::<String>();
-        let kept: usize = (0..400).map(|_| split_sentences(&sampler.sample(&caption)).len()).sum();
+        let caption = (0..10)
+            .map(|i| format!("sentence {i}."))
+            .collect::<String>();
+        let kept: usize = (0..400)
+            .map(|_| split_sentences(&sampler.sample(&caption)).len())
+            .sum();
         let rate = kept as f64 / 4000.0;
         assert!((rate - 0.6).abs() < 0.05, "keep rate {rate}");
     }

@@ -11,7 +11,9 @@ pub type B = burn::backend::Flex;
 
 /// Repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
 }
 
 /// The committed tiny Hugging Face CLIP folder.
@@ -33,7 +35,10 @@ pub fn float<const D: usize>(file: &SafeTensors, name: &str) -> Tensor<B, D> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Tensor::from_data(TensorData::new(values, view.shape().to_vec()), &Default::default())
+    Tensor::from_data(
+        TensorData::new(values, view.shape().to_vec()),
+        &Default::default(),
+    )
 }
 
 /// An int64 tensor of the reference file.
@@ -45,7 +50,10 @@ pub fn int<const D: usize>(file: &SafeTensors, name: &str) -> Tensor<B, D, Int> 
         .chunks_exact(8)
         .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
         .collect();
-    Tensor::from_data(TensorData::new(values, view.shape().to_vec()), &Default::default())
+    Tensor::from_data(
+        TensorData::new(values, view.shape().to_vec()),
+        &Default::default(),
+    )
 }
 
 /// Largest absolute difference of two same-shaped tensors.

@@ -329,7 +329,7 @@ pub fn render_triplet(id: &Identity, shot: &Shot, vehicle: bool, size: [u32; 2],
     }
     let sc = scene(world_seed, shot.camera);
     let day_light = rng.random_range(0.8..1.1);
-    let night_light = rng.random_range(0.1..0.22);
+    let night_light = rng.random_range(0.16..0.3);
     let tint = if shot.night { [1.0, 0.78, 0.5] } else { [1.0, 1.0, 1.0] };
     let ambient = if shot.night { 0.22 } else { 0.42 } + rng.random_range(-0.04..0.04);
     let core = 0.88 + id.heat * 0.6;
@@ -350,7 +350,7 @@ pub fn render_triplet(id: &Identity, shot: &Shot, vehicle: bool, size: [u32; 2],
         for x in 0..w {
             let i = y * w + x;
             let (fx, fy) = (x as f32, y as f32);
-            let stripe = if id.stripes > 0.0 {
+            let stripe = if id.stripes > 0.0 && !vehicle {
                 ((fy / (id.stripes * stripe_scale)) * std::f32::consts::TAU).sin()
             } else {
                 0.0
@@ -398,9 +398,11 @@ pub fn render_triplet(id: &Identity, shot: &Shot, vehicle: bool, size: [u32; 2],
                 Mat::Plate => ([0.9, 0.9, 0.85], 1.0, ambient),
                 Mat::Engine => (upper.map(|v| v * shade), id.upper_nir * shade, ambient + if id.heat > 0.0 { 0.4 } else { 0.06 }),
             };
-            let light = if shot.night { night_light } else { day_light };
+            // Lamps are switched on at night: they emit instead of reflecting.
+            let lamp_on = shot.night && canvas.mat[i] == Mat::Lamp;
+            let light = if lamp_on { 1.0 } else if shot.night { night_light } else { day_light };
             for ch in 0..3 {
-                rgb[i * 3 + ch] = c[ch] * light * tint[ch];
+                rgb[i * 3 + ch] = c[ch] * light * if lamp_on { 1.0 } else { tint[ch] };
             }
             // Active NIR illuminator at night: bright centre, fall-off to the edges.
             let nir_light = if shot.night {

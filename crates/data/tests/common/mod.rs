@@ -30,9 +30,21 @@ pub fn put(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Write the same image under each modality folder of `dir`.
-pub fn put_triplet(dir: &Path, folders: [&str; 3], name: &str, bytes: &[u8]) {
+/// A tiny JPEG written once in `dir`, to be hard-linked into replica trees (file creation with
+/// data is slow on CI disks; links are cheap).
+pub fn tiny_jpeg_file(dir: &Path, w: u32, h: u32, level: u8) -> PathBuf {
+    let path = dir.join(format!("source_{w}x{h}_{level}.jpg"));
+    put(&path, &tiny_jpeg(w, h, level));
+    path
+}
+
+/// Link `source` under each modality folder of `dir` as `name`.
+pub fn put_triplet(dir: &Path, folders: [&str; 3], name: &str, source: &Path) {
     for f in folders {
-        put(&dir.join(f).join(name), bytes);
+        let d = dir.join(f);
+        std::fs::create_dir_all(&d).unwrap();
+        if std::fs::hard_link(source, d.join(name)).is_err() {
+            std::fs::copy(source, d.join(name)).unwrap();
+        }
     }
 }

@@ -32,22 +32,41 @@ pub fn scalars(values: &[f32]) -> Features {
 
 /// Metadata from (pid, camid) pairs, scene 0.
 pub fn meta(pairs: &[(i64, i64)]) -> Vec<SampleMeta> {
-    pairs.iter().map(|&(p, c)| SampleMeta::new(p, c, 0)).collect()
+    pairs
+        .iter()
+        .map(|&(p, c)| SampleMeta::new(p, c, 0))
+        .collect()
 }
 
 /// Random features in `{-1, 0, 1}` (many exact ties) or continuous in [-1, 1).
 pub fn random_features(rng: &mut Rng, rows: usize, dim: usize, integer: bool) -> Features {
     let data = (0..rows * dim)
-        .map(|_| if integer { rng.below(3) as f32 - 1.0 } else { rng.uniform() * 2.0 - 1.0 })
+        .map(|_| {
+            if integer {
+                rng.below(3) as f32 - 1.0
+            } else {
+                rng.uniform() * 2.0 - 1.0
+            }
+        })
         .collect();
     Features::new(data, rows, dim).unwrap()
 }
 
 /// Random metadata with `pids` identities, `cams` cameras and `scenes` scenes.
-pub fn random_meta(rng: &mut Rng, rows: usize, pids: u64, cams: u64, scenes: u64) -> Vec<SampleMeta> {
+pub fn random_meta(
+    rng: &mut Rng,
+    rows: usize,
+    pids: u64,
+    cams: u64,
+    scenes: u64,
+) -> Vec<SampleMeta> {
     (0..rows)
         .map(|_| {
-            SampleMeta::new(rng.below(pids) as i64, rng.below(cams) as i64, rng.below(scenes) as i64)
+            SampleMeta::new(
+                rng.below(pids) as i64,
+                rng.below(cams) as i64,
+                rng.below(scenes) as i64,
+            )
         })
         .collect()
 }
