@@ -8,21 +8,47 @@ use next_reid::data::transform::TransformConfig;
 use next_reid::data::{eval_stream, load_dataset, train_stream, PkSampler, SamplerState};
 use std::time::Instant;
 
+/// CPU seconds used by this process so far (user + system, all threads), from /proc on Linux.
+/// The machine is shared, so images per CPU-second is the load-independent figure.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn main() {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(2);
     let dir = std::env::temp_dir().join(format!("next-bench-data-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
 
     // 1. Synthetic generation speed at the default size (128x64), 1,000 triplets.
-    let gen_cfg = SynthConfig { train_ids: 100, test_ids: 25, images_per_id: 8, ..SynthConfig::default() };
+    let gen_cfg = SynthConfig {
+        train_ids: 100,
+        test_ids: 25,
+        images_per_id: 8,
+        ..SynthConfig::default()
+    };
     let t = Instant::now();
-    let small = write_synthetic(&gen_cfg, &dir.join("gen"), &mut Progress::hidden(1000)).expect("generate");
+    let small =
+        write_synthetic(&gen_cfg, &dir.join("gen"), &mut Progress::hidden(1000)).expect("generate");
     let gen_s = t.elapsed().as_secs_f64();
     let gen_triplets = small.train_triplets + small.test_triplets;
 
     // 2. A 256x128 JPEG set for loading.
-    let cfg = SynthConfig { train_ids: 32, test_ids: 8, images_per_id: 8, image_size: Some([256, 128]), ..SynthConfig::default() };
-    let summary = write_synthetic(&cfg, &dir.join("load"), &mut Progress::hidden(320)).expect("generate 256x128");
+    let cfg = SynthConfig {
+        train_ids: 32,
+        test_ids: 8,
+        images_per_id: 8,
+        image_size: Some([256, 128]),
+        ..SynthConfig::default()
+    };
+    let summary = write_synthetic(&cfg, &dir.join("load"), &mut Progress::hidden(320))
+        .expect("generate 256x128");
     let ds = load_dataset(&summary.dataset_config()).expect("load");
     let tf = TransformConfig::from_dataset(&ds.config);
     let labels: Vec<i64> = ds.train.iter().map(|r| r.label).collect();
@@ -31,40 +57,78 @@ fn main() {
     let mut rows = Vec::new();
     for w in [1, workers] {
         // Warm-up epoch (file cache), then timed epochs.
-        let state = SamplerState { seed: 1, epoch: 0, next_batch: 0 };
+        let state = SamplerState {
+            seed: 1,
+            epoch: 0,
+            next_batch: 0,
+        };
         for b in train_stream(&ds.train, &sampler, &state, tf, w, 2).expect("stream") {
             b.expect("batch");
         }
         let t = Instant::now();
+        let cpu = cpu_seconds();
         let mut images = 0usize;
         for epoch in 1..=4 {
-            let state = SamplerState { seed: 1, epoch, next_batch: 0 };
+            let state = SamplerState {
+                seed: 1,
+                epoch,
+                next_batch: 0,
+            };
             for b in train_stream(&ds.train, &sampler, &state, tf, w, 2).expect("stream") {
                 images += 3 * b.expect("batch").len();
             }
         }
-        rows.push((format!("train decode+augment, {w} worker(s)"), images, t.elapsed().as_secs_f64()));
+        rows.push((
+            format!("train decode+augment, {w} worker(s)"),
+            images,
+            t.elapsed().as_secs_f64(),
+            cpu.zip(cpu_seconds()).map(|(a, b)| b - a),
+        ));
         let t = Instant::now();
+        let cpu = cpu_seconds();
         let mut images = 0usize;
         for _ in 0..4 {
             for b in eval_stream(&ds.train, tf, 64, w, 2).expect("stream") {
                 images += 3 * b.expect("batch").len();
             }
         }
-        rows.push((format!("eval decode+resize+normalise, {w} worker(s)"), images, t.elapsed().as_secs_f64()));
+        rows.push((
+            format!("eval decode+resize+normalise, {w} worker(s)"),
+            images,
+            t.elapsed().as_secs_f64(),
+            cpu.zip(cpu_seconds()).map(|(a, b)| b - a),
+        ));
     }
 
-    println!("data_loading (256x128 JPEG triplets, {} train triplets)", ds.train.len());
-    println!("{:<48} {:>8} {:>9} {:>12}", "case", "images", "seconds", "images/s");
-    for (name, n, s) in &rows {
-        println!("{name:<48} {n:>8} {s:>9.3} {:>12.0}", *n as f64 / s);
+    println!(
+        "data_loading (256x128 JPEG triplets, {} train triplets)",
+        ds.train.len()
+    );
+    println!(
+        "{:<48} {:>8} {:>9} {:>10} {:>9} {:>13}",
+        "case", "images", "seconds", "images/s", "cpu s", "img/cpu-s"
+    );
+    for (name, n, s, cpu) in &rows {
+        let per_cpu = cpu.filter(|c| *c > 0.0).map_or(f64::NAN, |c| *n as f64 / c);
+        println!(
+            "{name:<48} {n:>8} {s:>9.3} {:>10.0} {:>9.2} {per_cpu:>13.0}",
+            *n as f64 / s,
+            cpu.unwrap_or(f64::NAN)
+        );
     }
     println!(
-        "{:<48} {:>8} {:>9.3} {:>12.0}",
+        "{:<48} {:>8} {:>9.3} {:>10.0}",
         "synthetic generation (triplets, 128x64)",
         gen_triplets,
         gen_s,
         gen_triplets as f64 / gen_s
     );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!(
+            "load average during the run (shared machine): {}",
+            load.trim()
+        );
+    }
+    println!("goal: >= 1,500 images/s with 2 workers on 2 idle cores (about 750 img/cpu-s)");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -247,7 +247,9 @@ impl<B: Backend> Mgfa<B> {
         semantic: Option<Tensor<B, 3>>,
         structure: Option<Tensor<B, 3>>,
     ) -> Result<Tensor<B, 2>, AggregationError> {
-        Ok(self.forward_branches(class_tokens, semantic, structure)?.feature)
+        Ok(self
+            .forward_branches(class_tokens, semantic, structure)?
+            .feature)
     }
 
     /// Like [`Mgfa::forward`], also returning the two branch features of row (d).

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Endpoint, timeouts and retry policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Endpoint, timeouts and retry policy (its `Debug` output hides the API key).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientConfig {
     /// Base URL up to and including `/v1` (e.g. `http://127.0.0.1:8000/v1`).
     pub base_url: String,
@@ -42,6 +42,21 @@ impl Default for ClientConfig {
             temperature: 0.0,
             max_tokens: 1024,
         }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<hidden>"))
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_initial", &self.backoff_initial)
+            .field("backoff_max", &self.backoff_max)
+            .field("temperature", &self.temperature)
+            .field("max_tokens", &self.max_tokens)
+            .finish()
     }
 }
 
@@ -226,6 +241,19 @@ fn retry_wait(error: &ClientError, backoff: Duration, cap: Duration) -> Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_the_api_key() {
+        let config = ClientConfig {
+            api_key: Some("sk-secret".into()),
+            ..ClientConfig::default()
+        };
+        let text = format!("{:?}", ChatClient::new(config));
+        assert!(
+            !text.contains("sk-secret") && text.contains("<hidden>"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn data_url_and_mime() {

@@ -209,3 +209,72 @@ fn compose_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, CaptionEr
     );
     write_failures(&a.work.join("compose_failures.json"), &failures)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: CaptionCommand,
+    }
+
+    #[test]
+    fn command_line_parses() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "next",
+            "all",
+            "--work",
+            "w",
+            "--dataset",
+            "d",
+            "--kind",
+            "vehicle",
+            "--model",
+            "gpt-4o",
+            "--model",
+            "qwen-vl",
+            "--threshold",
+            "0.4",
+        ])
+        .unwrap();
+        let CaptionCommand::All(args) = cli.command else {
+            panic!("expected all")
+        };
+        assert_eq!(args.models, ["gpt-4o", "qwen-vl"]);
+        assert_eq!(
+            (args.kind, args.threshold, args.concurrency),
+            (ObjectKind::Vehicle, Some(0.4), 4)
+        );
+        assert!(
+            Cli::try_parse_from(["next", "merge"]).is_err(),
+            "--work is required"
+        );
+    }
+
+    #[test]
+    fn bad_options_are_reported_not_panicked() {
+        let cli =
+            Cli::try_parse_from(["next", "attributes", "--work", "w", "--model", "m"]).unwrap();
+        let err = run_caption_command(cli.command).unwrap_err().to_string();
+        assert!(err.contains("--dataset"), "{err}");
+        let cli = Cli::try_parse_from([
+            "next",
+            "merge",
+            "--work",
+            "/definitely/missing",
+            "--threshold",
+            "2",
+        ])
+        .unwrap();
+        let err = run_caption_command(cli.command).unwrap_err().to_string();
+        assert!(err.contains("--threshold"), "{err}");
+        let cli =
+            Cli::try_parse_from(["next", "compose", "--work", "/definitely/missing"]).unwrap();
+        let err = run_caption_command(cli.command).unwrap_err().to_string();
+        assert!(err.contains("/definitely/missing"), "{err}");
+    }
+}

@@ -141,7 +141,7 @@ fn read_value(key: &str, v: &Value) -> Result<AttributeValue, ExtractError> {
         Value::Object(_) => return Err(schema_error(key, "value must be a string, not an object")),
     };
     let confidence = read_confidence(key, confidence)?;
-    Ok(AttributeValue::new(normalise_value(&text), confidence))
+    Ok(AttributeValue::new(normalise_value(key, &text), confidence))
 }
 
 /// A confidence in `[0, 1]`; percentages (1 < c <= 100) are rescaled, numeric strings accepted.

@@ -2,6 +2,8 @@
 //! MLLMs, merged per attribute by confidence, completed across modalities, and composed into
 //! captions in the NEXT template.
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod attributes;
 pub mod cache;

@@ -207,10 +207,16 @@ pub fn is_unknown_text(text: &str) -> bool {
     PREFIXES.iter().any(|p| t.starts_with(p))
 }
 
-/// Normalise a free-text answer: trimmed, lower-case, and [`UNKNOWN`] for every unknown form.
-pub fn normalise_value(text: &str) -> String {
+/// Attributes whose values keep their capitalisation (proper names).
+const CASE_KEPT: &[&str] = &["brand"];
+
+/// Normalise a free-text answer for attribute `key`: trimmed, [`UNKNOWN`] for every unknown form,
+/// lower-case except for proper names (`brand`).
+pub fn normalise_value(key: &str, text: &str) -> String {
     if is_unknown_text(text) {
         UNKNOWN.to_string()
+    } else if CASE_KEPT.contains(&key) {
+        text.trim().to_string()
     } else {
         text.trim().to_lowercase()
     }
@@ -278,7 +284,7 @@ mod tests {
             "Not visible",
         ] {
             assert!(is_unknown_text(text), "{text:?}");
-            assert_eq!(normalise_value(text), UNKNOWN);
+            assert_eq!(normalise_value("age", text), UNKNOWN);
         }
         for text in [
             "black",
@@ -288,7 +294,8 @@ mod tests {
         ] {
             assert!(!is_unknown_text(text), "{text:?}");
         }
-        assert_eq!(normalise_value(" Dark Blue "), "dark blue");
+        assert_eq!(normalise_value("color", " Dark Blue "), "dark blue");
+        assert_eq!(normalise_value("brand", " Volkswagen "), "Volkswagen");
     }
 
     #[test]

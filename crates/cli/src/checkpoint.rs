@@ -67,13 +67,18 @@ impl<'a> ByteReader<'a> {
 impl Checkpoint {
     /// The blob called `name`, if present.
     pub fn blob(&self, name: &str) -> Option<&[u8]> {
-        self.blobs.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice())
+        self.blobs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
     }
 
     /// Serialise to bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
-        let mut out = Vec::with_capacity(64 + header.len() + self.blobs.iter().map(|b| b.1.len() + 32).sum::<usize>());
+        let mut out = Vec::with_capacity(
+            64 + header.len() + self.blobs.iter().map(|b| b.1.len() + 32).sum::<usize>(),
+        );
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
@@ -105,18 +110,22 @@ impl Checkpoint {
             return Err(bad("unsupported version"));
         }
         let header_len = reader.u64().ok_or_else(truncated)? as usize;
-        let header: serde_json::Value = serde_json::from_slice(reader.take(header_len).ok_or_else(truncated)?)
-            .map_err(|e| bad(&format!("header is not JSON: {e}")))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(reader.take(header_len).ok_or_else(truncated)?)
+                .map_err(|e| bad(&format!("header is not JSON: {e}")))?;
         let count = reader.u64().ok_or_else(truncated)?;
         let mut blobs = Vec::new();
         for _ in 0..count {
             let name_len = reader.u64().ok_or_else(truncated)? as usize;
-            let name = String::from_utf8_lossy(reader.take(name_len).ok_or_else(truncated)?).into_owned();
+            let name =
+                String::from_utf8_lossy(reader.take(name_len).ok_or_else(truncated)?).into_owned();
             let len = reader.u64().ok_or_else(truncated)? as usize;
             let hash = reader.u64().ok_or_else(truncated)?;
             let data = reader.take(len).ok_or_else(truncated)?.to_vec();
             if fnv1a(&data) != hash {
-                return Err(bad(&format!("blob `{name}` is damaged (checksum mismatch)")));
+                return Err(bad(&format!(
+                    "blob `{name}` is damaged (checksum mismatch)"
+                )));
             }
             blobs.push((name, data));
         }
@@ -144,7 +153,10 @@ mod tests {
     fn round_trip_and_damage_detection() {
         let ck = Checkpoint {
             header: serde_json::json!({"epoch": 3, "seed": 1}),
-            blobs: vec![("model".into(), vec![1, 2, 3, 4]), ("optimizer".into(), vec![9; 100])],
+            blobs: vec![
+                ("model".into(), vec![1, 2, 3, 4]),
+                ("optimizer".into(), vec![9; 100]),
+            ],
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("last.ckpt");
@@ -156,9 +168,16 @@ mod tests {
         let mut bytes = ck.to_bytes();
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
-        let err = Checkpoint::from_bytes(&bytes, &path).unwrap_err().to_string();
-        assert!(err.contains("damaged") && err.contains("last.ckpt"), "{err}");
-        let err = Checkpoint::from_bytes(&bytes[..20], &path).unwrap_err().to_string();
+        let err = Checkpoint::from_bytes(&bytes, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("damaged") && err.contains("last.ckpt"),
+            "{err}"
+        );
+        let err = Checkpoint::from_bytes(&bytes[..20], &path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated"), "{err}");
         assert!(Checkpoint::from_bytes(b"not a checkpoint at all", &path).is_err());
     }

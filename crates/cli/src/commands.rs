@@ -1,7 +1,9 @@
 //! The `next` subcommands (clap), each generic over the Burn backend chosen with `--backend`.
 
 use crate::config::RunConfig;
-use crate::evaluate::{eval_config, evaluate_model, format_table, Extracted, SettingResult};
+use crate::evaluate::{
+    eval_config, evaluate_model, format_table, EvalSettings, Extracted, SettingResult,
+};
 use crate::report::{write_expert_masks, write_rank_lists};
 use crate::trainer::{build_model, checkpoint_config, load_model_weights, train, TrainOptions};
 use crate::RunError;
@@ -200,7 +202,9 @@ fn run_on<B: AutodiffBackend>(command: Command) -> Result<(), RunError> {
         Command::Synth(a) => cmd_synth(&a),
         Command::Demo(a) => crate::demo::run_demo::<B>(&a, &device),
         Command::Info(a) => cmd_info::<B>(&a),
-        Command::Caption(c) => next_reid::captions::run_caption_command(c).map_err(|e| RunError::Other(e.to_string())),
+        Command::Caption(c) => {
+            next_reid::captions::run_caption_command(c).map_err(|e| RunError::Other(e.to_string()))
+        }
     }
 }
 
@@ -227,10 +231,18 @@ pub fn open_dataset(cfg: &RunConfig, verbose: bool) -> Result<Dataset, RunError>
 fn cmd_train<B: AutodiffBackend>(a: &TrainArgs, device: &B::Device) -> Result<(), RunError> {
     let cfg = a.config.load()?;
     let dataset = open_dataset(&cfg, true)?;
-    let opts = TrainOptions { out_dir: a.out.clone(), resume: a.resume, verbose: true, hang_after_epoch: a.hang_after_epoch };
+    let opts = TrainOptions {
+        out_dir: a.out.clone(),
+        resume: a.resume,
+        verbose: true,
+        hang_after_epoch: a.hang_after_epoch,
+    };
     let outcome = train::<B>(&cfg, &dataset, &opts, device)?;
     if let Some((epoch, map)) = outcome.best {
-        println!("best mAP {map:.2} at epoch {epoch}; checkpoints in {}", a.out.display());
+        println!(
+            "best mAP {map:.2} at epoch {epoch}; checkpoints in {}",
+            a.out.display()
+        );
     }
     Ok(())
 }
@@ -259,7 +271,13 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
     let results: Vec<SettingResult> = if let Some(features) = &a.features {
         let set = FeatureSet::from_safetensors(features)?;
         let cfg = next_reid::metrics::EvalConfig::default();
-        let report = evaluate(&set.query, &set.gallery, &set.query_meta, &set.gallery_meta, &cfg)?;
+        let report = evaluate(
+            &set.query,
+            &set.gallery,
+            &set.query_meta,
+            &set.gallery_meta,
+            &cfg,
+        )?;
         vec![SettingResult::from_report("all", &report)]
     } else {
         let checkpoint = a
@@ -267,17 +285,31 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
             .as_ref()
             .ok_or_else(|| RunError::Other("next eval needs --checkpoint or --features".into()))?;
         let (cfg, dataset, model) = open_checkpoint::<B>(checkpoint, &a.overrides, device)?;
-        evaluate_model(&model, &dataset, cfg.eval.batch_size, cfg.loader.workers, cfg.eval.max_rank, !a.no_missing, true, device)?.0
+        evaluate_model(
+            &model,
+            &dataset,
+            &EvalSettings::from_config(&cfg, true),
+            !a.no_missing,
+            device,
+        )?
+        .0
     };
     print!("{}", format_table("evaluation (%)", &results));
     if let Some(path) = &a.json {
-        write_json(path, &serde_json::to_value(&results).map_err(|e| RunError::Other(e.to_string()))?)?;
+        write_json(
+            path,
+            &serde_json::to_value(&results).map_err(|e| RunError::Other(e.to_string()))?,
+        )?;
     }
     Ok(())
 }
 
 /// Write extracted query / gallery features as a metrics feature file plus a keys file.
-pub fn write_features(path: &Path, query: &Extracted, gallery: &Extracted) -> Result<PathBuf, RunError> {
+pub fn write_features(
+    path: &Path,
+    query: &Extracted,
+    gallery: &Extracted,
+) -> Result<PathBuf, RunError> {
     let set = FeatureSet {
         query: query.features.clone(),
         gallery: gallery.features.clone(),
@@ -286,7 +318,10 @@ pub fn write_features(path: &Path, query: &Extracted, gallery: &Extracted) -> Re
     };
     set.to_safetensors(path)?;
     let keys_path = path.with_extension("keys.json");
-    write_json(&keys_path, &serde_json::json!({"query": query.keys, "gallery": gallery.keys}))?;
+    write_json(
+        &keys_path,
+        &serde_json::json!({"query": query.keys, "gallery": gallery.keys}),
+    )?;
     Ok(keys_path)
 }
 
@@ -295,10 +330,8 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
     let (query, gallery) = crate::evaluate::extract_query_gallery(
         &model,
         &dataset,
-        cfg.eval.batch_size,
-        cfg.loader.workers,
+        &EvalSettings::from_config(&cfg, true),
         crate::evaluate::ModalityMask::FULL,
-        true,
         device,
     )?;
     let keys = write_features(&a.out, &query, &gallery)?;
@@ -316,40 +349,73 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
 fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunError> {
     let (cfg, dataset, model) = open_checkpoint::<B>(&a.checkpoint, &a.overrides, device)?;
     let mut picked = Vec::new();
-    for q in if a.query.is_empty() { vec!["0".to_string()] } else { a.query.clone() } {
+    for q in if a.query.is_empty() {
+        vec!["0".to_string()]
+    } else {
+        a.query.clone()
+    } {
         let index = match q.parse::<usize>() {
             Ok(i) if i < dataset.query.len() => i,
-            _ => dataset.query.iter().position(|r| r.key == q).ok_or_else(|| {
-                RunError::Other(format!("query {q:?}: expected an index below {} or a query file name", dataset.query.len()))
-            })?,
+            _ => dataset
+                .query
+                .iter()
+                .position(|r| r.key == q)
+                .ok_or_else(|| {
+                    RunError::Other(format!(
+                        "query {q:?}: expected an index below {} or a query file name",
+                        dataset.query.len()
+                    ))
+                })?,
         };
         picked.push(index);
     }
     let (query, gallery) = crate::evaluate::extract_query_gallery(
         &model,
         &dataset,
-        cfg.eval.batch_size,
-        cfg.loader.workers,
+        &EvalSettings::from_config(&cfg, false),
         crate::evaluate::ModalityMask::FULL,
-        false,
         device,
     )?;
     let ecfg = eval_config(&dataset, cfg.eval.max_rank);
-    let lists = top_k(&query.features, &gallery.features, Some((&query.meta, &gallery.meta)), a.top, &ecfg)?;
+    let lists = top_k(
+        &query.features,
+        &gallery.features,
+        Some((&query.meta, &gallery.meta)),
+        a.top,
+        &ecfg,
+    )?;
     for &qi in &picked {
         let q = &dataset.query[qi];
         println!("query {qi} {} (id {}, camera {}):", q.key, q.pid, q.camid);
         for (rank, nb) in lists[qi].iter().enumerate() {
             let g = &dataset.gallery[nb.index];
             let mark = if g.pid == q.pid { "match" } else { "-" };
-            println!("  {:>3}. {:<40} id {:>5} cam {:>2} dist {:.4} {mark}", rank + 1, g.key, g.pid, g.camid, nb.distance);
+            println!(
+                "  {:>3}. {:<40} id {:>5} cam {:>2} dist {:.4} {mark}",
+                rank + 1,
+                g.key,
+                g.pid,
+                g.camid,
+                nb.distance
+            );
         }
     }
     if let Some(png) = &a.png {
         let sub_q = subset(&query, &picked);
         let sub_records: Vec<_> = picked.iter().map(|&i| dataset.query[i].clone()).collect();
-        let sub_dataset = Dataset { query: sub_records, ..dataset.clone() };
-        write_rank_lists(png, &sub_dataset, &sub_q, &gallery, &ecfg, picked.len(), a.top)?;
+        let sub_dataset = Dataset {
+            query: sub_records,
+            ..dataset.clone()
+        };
+        write_rank_lists(
+            png,
+            &sub_dataset,
+            &sub_q,
+            &gallery,
+            &ecfg,
+            picked.len(),
+            a.top,
+        )?;
         println!("rank lists drawn to {}", png.display());
     }
     Ok(())
@@ -357,9 +423,13 @@ fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunE
 
 fn subset(e: &Extracted, rows: &[usize]) -> Extracted {
     let dim = e.features.dim();
-    let data: Vec<f32> = rows.iter().flat_map(|&r| e.features.row(r).to_vec()).collect();
+    let data: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| e.features.row(r).to_vec())
+        .collect();
     Extracted {
-        features: next_reid::metrics::Features::new(data, rows.len(), dim).unwrap_or_else(|_| e.features.clone()),
+        features: next_reid::metrics::Features::new(data, rows.len(), dim)
+            .unwrap_or_else(|_| e.features.clone()),
         meta: rows.iter().map(|&r| e.meta[r]).collect(),
         keys: rows.iter().map(|&r| e.keys[r].clone()).collect(),
     }
@@ -372,14 +442,20 @@ fn cmd_synth(a: &SynthArgs) -> Result<(), RunError> {
     println!(
         "use it with: --set data.root={} --set data.kind=rgbnt201 --set data.captions={}",
         data.root.display(),
-        data.captions.as_ref().map(|c| c.display().to_string()).unwrap_or_default()
+        data.captions
+            .as_ref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_default()
     );
     Ok(())
 }
 
 fn cmd_info<B: AutodiffBackend>(a: &ConfigArgs) -> Result<(), RunError> {
     println!("next-reid {}", env!("CARGO_PKG_VERSION"));
-    println!("compiled backends: {:?}", next_reid::backend::compiled_backends());
+    println!(
+        "compiled backends: {:?}",
+        next_reid::backend::compiled_backends()
+    );
     let device = B::Device::default();
     println!("active backend: {} on {:?}", B::name(&device), device);
     let cfg = a.load()?;
@@ -418,6 +494,14 @@ pub fn write_eval_pictures<B: Backend>(
     device: &B::Device,
 ) -> Result<Option<Vec<[f64; 3]>>, RunError> {
     let ecfg = eval_config(dataset, cfg.eval.max_rank);
-    write_rank_lists(&dir.join("rank_lists.png"), dataset, query, gallery, &ecfg, cfg.eval.show_queries, cfg.eval.show_ranks)?;
+    write_rank_lists(
+        &dir.join("rank_lists.png"),
+        dataset,
+        query,
+        gallery,
+        &ecfg,
+        cfg.eval.show_queries,
+        cfg.eval.show_ranks,
+    )?;
     write_expert_masks(&dir.join("expert_masks.png"), model, dataset, 3, device)
 }

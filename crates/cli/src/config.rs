@@ -1,9 +1,9 @@
 //! Run configuration: TOML files in `configs/`, `--set a.b=value` overrides applied to the TOML tree
 //! before deserialising, and unknown keys reported with the nearest valid key.
 
-use serde::{Deserialize, Serialize};
 use next_reid::data::{DatasetConfig, DatasetKind, SynthConfig};
 use next_reid::model::NextConfig;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Errors while reading or checking a run configuration.
@@ -106,8 +106,6 @@ pub struct SolverSection {
     pub max_steps_per_epoch: usize,
     /// Write the last checkpoint every N epochs.
     pub checkpoint_every: usize,
-    /// Log a step line every N steps.
-    pub log_every: usize,
 }
 
 /// Evaluation protocol.
@@ -144,7 +142,12 @@ impl Default for RunConfig {
 
 impl Default for LoaderSection {
     fn default() -> Self {
-        Self { batch_size: 64, instances_per_id: 8, workers: 2, prefetch: 2 }
+        Self {
+            batch_size: 64,
+            instances_per_id: 8,
+            workers: 2,
+            prefetch: 2,
+        }
     }
 }
 
@@ -163,14 +166,20 @@ impl Default for SolverSection {
             seed: 1,
             max_steps_per_epoch: 0,
             checkpoint_every: 1,
-            log_every: 10,
         }
     }
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        Self { every: 1, missing_modalities: true, batch_size: 64, max_rank: 50, show_queries: 6, show_ranks: 8 }
+        Self {
+            every: 1,
+            missing_modalities: true,
+            batch_size: 64,
+            max_rank: 50,
+            show_queries: 6,
+            show_ranks: 8,
+        }
     }
 }
 
@@ -182,9 +191,11 @@ impl RunConfig {
             Some(p) => {
                 let bytes = next_reid::common::read_file(p)?;
                 let text = String::from_utf8_lossy(&bytes);
-                let table: toml::Table = toml::from_str(&text).map_err(|e| {
-                    ConfigError::Syntax { path: p.to_path_buf(), message: e.to_string() }
-                })?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+                        path: p.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
                 (table, p.display().to_string())
             }
             None => (toml::Table::new(), "defaults".to_string()),
@@ -197,7 +208,10 @@ impl RunConfig {
         }
         let config: RunConfig = with_defaults(tree)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid { origin, message: e.to_string() })?;
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                origin,
+                message: e.to_string(),
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -214,9 +228,12 @@ impl RunConfig {
             apply_override(&mut tree, item)?;
             check_keys(&mut tree, &schema, "", &format!("--set {item}"))?;
         }
-        let config: RunConfig = with_defaults(tree).try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Invalid { origin: "<embedded>".into(), message: e.to_string() }
-        })?;
+        let config: RunConfig = with_defaults(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                origin: "<embedded>".into(),
+                message: e.to_string(),
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -228,7 +245,12 @@ impl RunConfig {
 
     /// Check value ranges that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |message: String| Err(ConfigError::Invalid { origin: "config".into(), message });
+        let bad = |message: String| {
+            Err(ConfigError::Invalid {
+                origin: "config".into(),
+                message,
+            })
+        };
         let l = &self.loader;
         if l.instances_per_id == 0 || l.batch_size < 2 * l.instances_per_id {
             return bad(format!(
@@ -239,7 +261,10 @@ impl RunConfig {
         if self.solver.epochs == 0 {
             return bad("solver.epochs must be at least 1".into());
         }
-        for (name, lr) in [("solver.base_lr", self.solver.base_lr), ("solver.clip_lr", self.solver.clip_lr)] {
+        for (name, lr) in [
+            ("solver.base_lr", self.solver.base_lr),
+            ("solver.clip_lr", self.solver.clip_lr),
+        ] {
             if !(lr.is_finite() && lr >= 0.0) {
                 return bad(format!("{name} = {lr}: expected a non-negative number"));
             }
@@ -247,10 +272,12 @@ impl RunConfig {
         if self.eval.batch_size == 0 {
             return bad("eval.batch_size must be at least 1".into());
         }
-        self.data.validate(Path::new("config [data]")).map_err(|e| ConfigError::Invalid {
-            origin: "config".into(),
-            message: e.to_string(),
-        })?;
+        self.data
+            .validate(Path::new("config [data]"))
+            .map_err(|e| ConfigError::Invalid {
+                origin: "config".into(),
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 }
@@ -292,7 +319,11 @@ fn check_keys(
     origin: &str,
 ) -> Result<(), ConfigError> {
     for (key, value) in user.iter_mut() {
-        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let full = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         let Some(expected) = schema.get(key) else {
             return Err(ConfigError::UnknownKey {
                 origin: origin.to_string(),
@@ -324,7 +355,11 @@ fn nearest_key(key: &str, schema: &toml::Table, prefix: &str) -> Option<String> 
     if dist > key.len().max(best.len()).div_ceil(2) {
         return None;
     }
-    Some(if prefix.is_empty() { best.clone() } else { format!("{prefix}.{best}") })
+    Some(if prefix.is_empty() {
+        best.clone()
+    } else {
+        format!("{prefix}.{best}")
+    })
 }
 
 /// Levenshtein distance between two strings (by chars).
@@ -344,7 +379,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Apply one `a.b.c=value` override; the value is parsed as TOML (falling back to a bare string).
 fn apply_override(tree: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
-    let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::BadOverride(item.into()))?;
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| ConfigError::BadOverride(item.into()))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(ConfigError::BadOverride(item.into()));
@@ -393,7 +430,10 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.solver.epochs, 3);
         assert_eq!(cfg.solver.base_lr, 1.0);
-        assert_eq!(cfg.model.mgfa.mode, next_reid::aggregation::AggregationMode::ModalityFeatures);
+        assert_eq!(
+            cfg.model.mgfa.mode,
+            next_reid::aggregation::AggregationMode::ModalityFeatures
+        );
         assert_eq!(cfg.data.root, PathBuf::from("/x/y"));
         assert_eq!(cfg.data.captions, Some(PathBuf::from("/caps")));
         assert_eq!(cfg.data.size(), [128, 256]);

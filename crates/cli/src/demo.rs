@@ -4,7 +4,7 @@
 
 use crate::commands::{open_dataset, write_eval_pictures, DemoArgs, DEMO_CONFIG};
 use crate::config::RunConfig;
-use crate::evaluate::{evaluate_model, format_table};
+use crate::evaluate::{evaluate_model, format_table, EvalSettings};
 use crate::trainer::{build_model, train, TrainOptions};
 use crate::RunError;
 use burn::tensor::backend::AutodiffBackend;
@@ -16,7 +16,10 @@ use std::time::Instant;
 
 /// Write the synthetic benchmark of `cfg.synthetic` (at the image size of `cfg.data`) into `out`;
 /// returns the dataset settings pointing at it and a one-line summary.
-pub fn write_synthetic_benchmark(cfg: &RunConfig, out: &Path) -> Result<(DatasetConfig, String), RunError> {
+pub fn write_synthetic_benchmark(
+    cfg: &RunConfig,
+    out: &Path,
+) -> Result<(DatasetConfig, String), RunError> {
     let mut synth = cfg.synthetic.clone();
     synth.image_size = Some(cfg.data.size());
     let total = (synth.train_ids + synth.test_ids) * synth.images_per_id;
@@ -40,7 +43,11 @@ pub fn write_synthetic_benchmark(cfg: &RunConfig, out: &Path) -> Result<(Dataset
 }
 
 /// The demo configuration with its data folder under `out` (and a CLIP folder if given).
-pub fn demo_config(out: &Path, clip: Option<&Path>, overrides: &[String]) -> Result<RunConfig, RunError> {
+pub fn demo_config(
+    out: &Path,
+    clip: Option<&Path>,
+    overrides: &[String],
+) -> Result<RunConfig, RunError> {
     let mut cfg = RunConfig::from_toml_str(DEMO_CONFIG, overrides)?;
     cfg.data.root = out.join("data");
     if let Some(dir) = clip {
@@ -59,22 +66,35 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     cfg.data = data;
     let dataset = open_dataset(&cfg, true)?;
     let report_dir = a.out.join("report");
-    let workers = cfg.loader.workers;
-    let (bs, max_rank) = (cfg.eval.batch_size, cfg.eval.max_rank);
+    let settings = EvalSettings::from_config(&cfg, false);
 
     eprintln!("evaluating the untrained model ...");
     let untrained = build_model::<B::InnerBackend>(&cfg, &dataset, device)?;
-    let (before, ..) = evaluate_model(&untrained, &dataset, bs, workers, max_rank, true, false, device)?;
+    let (before, ..) = evaluate_model(&untrained, &dataset, &settings, true, device)?;
     drop(untrained);
 
-    let opts = TrainOptions { out_dir: report_dir.clone(), resume: false, verbose: true, hang_after_epoch: None };
+    let opts = TrainOptions {
+        out_dir: report_dir.clone(),
+        resume: false,
+        verbose: true,
+        hang_after_epoch: None,
+    };
     let train_started = Instant::now();
     let outcome = train::<B>(&cfg, &dataset, &opts, device)?;
     let train_secs = train_started.elapsed().as_secs_f64();
 
     eprintln!("evaluating the trained model ...");
-    let (after, query, gallery, _) = evaluate_model(&outcome.model, &dataset, bs, workers, max_rank, true, false, device)?;
-    let counts = write_eval_pictures(&report_dir, &cfg, &dataset, &outcome.model, &query, &gallery, device)?;
+    let (after, query, gallery, _) =
+        evaluate_model(&outcome.model, &dataset, &settings, true, device)?;
+    let counts = write_eval_pictures(
+        &report_dir,
+        &cfg,
+        &dataset,
+        &outcome.model,
+        &query,
+        &gallery,
+        device,
+    )?;
 
     let mut text = String::new();
     text.push_str(&format!(
@@ -86,9 +106,14 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         cfg.data.size()[1]
     ));
     text.push_str(&format_table("untrained model (%)", &before));
-    text.push_str(&format_table(&format!("trained model, {} epochs (%)", cfg.solver.epochs), &after));
+    text.push_str(&format_table(
+        &format!("trained model, {} epochs (%)", cfg.solver.epochs),
+        &after,
+    ));
     let gain = after[0].map - before[0].map;
-    text.push_str(&format!("mAP gain from training: {gain:+.2} points; training took {train_secs:.0} s\n"));
+    text.push_str(&format!(
+        "mAP gain from training: {gain:+.2} points; training took {train_secs:.0} s\n"
+    ));
     if let Some(counts) = counts {
         for (e, c) in counts.iter().enumerate() {
             text.push_str(&format!(
@@ -104,7 +129,10 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         "report: {} (loss.png, lr.png, map.png, rank_lists.png, expert_masks.png, results.json)\n",
         report_dir.display()
     ));
-    text.push_str(&format!("total time {:.0} s\n", started.elapsed().as_secs_f64()));
+    text.push_str(&format!(
+        "total time {:.0} s\n",
+        started.elapsed().as_secs_f64()
+    ));
     print!("{text}");
     next_reid::common::write_atomic(report_dir.join("summary.txt"), text.as_bytes())?;
     let json = serde_json::json!({

@@ -30,6 +30,31 @@ impl ModalityMask {
     ];
 }
 
+/// How features are extracted and ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalSettings {
+    /// Images per forward batch.
+    pub batch_size: usize,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Ranks kept in CMC.
+    pub max_rank: usize,
+    /// Progress bars on stderr.
+    pub verbose: bool,
+}
+
+impl EvalSettings {
+    /// Settings of a run configuration.
+    pub fn from_config(cfg: &crate::config::RunConfig, verbose: bool) -> Self {
+        Self {
+            batch_size: cfg.eval.batch_size,
+            workers: cfg.loader.workers,
+            max_rank: cfg.eval.max_rank,
+            verbose,
+        }
+    }
+}
+
 /// Extracted features of a list of records, with their metadata.
 #[derive(Debug, Clone)]
 pub struct Extracted {
@@ -59,13 +84,12 @@ pub fn extract<B: Backend>(
     model: &NextModel<B>,
     records: &[TripletRecord],
     transform: TransformConfig,
-    batch_size: usize,
-    workers: usize,
+    settings: &EvalSettings,
     mask: ModalityMask,
     label: &str,
     device: &B::Device,
 ) -> Result<Extracted, RunError> {
-    let mut stream = eval_stream(records, transform, batch_size, workers, 2)?;
+    let mut stream = eval_stream(records, transform, settings.batch_size, settings.workers, 2)?;
     let mut progress = if label.is_empty() {
         Progress::hidden(records.len() as u64)
     } else {
@@ -88,20 +112,35 @@ pub fn extract<B: Backend>(
             }
         });
         let captions = use_text.then(|| batch_captions(&batch.captions, mask));
-        let input = NextInput { images, camera_ids: Some(batch.camids.clone()), captions };
+        let input = NextInput {
+            images,
+            camera_ids: Some(batch.camids.clone()),
+            captions,
+        };
         let feats = model.forward_inference(input)?;
         dim = feats.dims()[1];
         let data = feats.into_data().convert::<f32>();
-        rows.extend(data.as_slice::<f32>().map_err(|e| RunError::Other(format!("{e:?}")))?);
+        rows.extend(
+            data.as_slice::<f32>()
+                .map_err(|e| RunError::Other(format!("{e:?}")))?,
+        );
         for i in 0..n {
-            meta.push(SampleMeta::new(batch.raw_pids[i], batch.raw_camids[i], batch.sceneids[i]));
+            meta.push(SampleMeta::new(
+                batch.raw_pids[i],
+                batch.raw_camids[i],
+                batch.sceneids[i],
+            ));
             keys.push(records[batch.indices[i]].key.clone());
         }
         progress.inc(n as u64);
     }
     progress.finish();
     let features = Features::new(rows, records.len(), dim)?;
-    Ok(Extracted { features, meta, keys })
+    Ok(Extracted {
+        features,
+        meta,
+        keys,
+    })
 }
 
 /// Evaluation of one setting (all modalities, or one missing-modality setting).
@@ -138,34 +177,65 @@ impl SettingResult {
 
 /// The metrics configuration of a dataset: MSVR310 uses the scene protocol.
 pub fn eval_config(dataset: &Dataset, max_rank: usize) -> EvalConfig {
-    let protocol =
-        if dataset.config.kind.uses_scene_protocol() { EvalProtocol::Msvr } else { EvalProtocol::Standard };
-    EvalConfig { protocol, max_rank, ..EvalConfig::default() }
+    let protocol = if dataset.config.kind.uses_scene_protocol() {
+        EvalProtocol::Msvr
+    } else {
+        EvalProtocol::Standard
+    };
+    EvalConfig {
+        protocol,
+        max_rank,
+        ..EvalConfig::default()
+    }
 }
 
 /// Whether query and gallery are the same records (RGBNT201: the test set is both).
 pub fn query_is_gallery(dataset: &Dataset) -> bool {
     dataset.query.len() == dataset.gallery.len()
-        && dataset.query.iter().zip(&dataset.gallery).all(|(q, g)| q.key == g.key)
+        && dataset
+            .query
+            .iter()
+            .zip(&dataset.gallery)
+            .all(|(q, g)| q.key == g.key)
 }
 
 /// Query and gallery features of one setting (extracted once when they are the same records).
 pub fn extract_query_gallery<B: Backend>(
     model: &NextModel<B>,
     dataset: &Dataset,
-    batch_size: usize,
-    workers: usize,
+    settings: &EvalSettings,
     mask: ModalityMask,
-    verbose: bool,
     device: &B::Device,
 ) -> Result<(Extracted, Extracted), RunError> {
     let transform = TransformConfig::from_dataset(&dataset.config);
-    let label = |s: &str| if verbose { s.to_string() } else { String::new() };
-    let query = extract(model, &dataset.query, transform, batch_size, workers, mask, &label("query"), device)?;
+    let label = |s: &str| {
+        if settings.verbose {
+            s.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let query = extract(
+        model,
+        &dataset.query,
+        transform,
+        settings,
+        mask,
+        &label("query"),
+        device,
+    )?;
     let gallery = if query_is_gallery(dataset) {
         query.clone()
     } else {
-        extract(model, &dataset.gallery, transform, batch_size, workers, mask, &label("gallery"), device)?
+        extract(
+            model,
+            &dataset.gallery,
+            transform,
+            settings,
+            mask,
+            &label("gallery"),
+            device,
+        )?
     };
     Ok((query, gallery))
 }
@@ -175,21 +245,28 @@ pub fn extract_query_gallery<B: Backend>(
 pub fn evaluate_model<B: Backend>(
     model: &NextModel<B>,
     dataset: &Dataset,
-    batch_size: usize,
-    workers: usize,
-    max_rank: usize,
+    settings: &EvalSettings,
     missing: bool,
-    verbose: bool,
     device: &B::Device,
 ) -> Result<(Vec<SettingResult>, Extracted, Extracted, EvalReport), RunError> {
-    let cfg = eval_config(dataset, max_rank);
+    let cfg = eval_config(dataset, settings.max_rank);
     let (query, gallery) =
-        extract_query_gallery(model, dataset, batch_size, workers, ModalityMask::FULL, verbose, device)?;
-    let report = evaluate(&query.features, &gallery.features, &query.meta, &gallery.meta, &cfg)?;
+        extract_query_gallery(model, dataset, settings, ModalityMask::FULL, device)?;
+    let report = evaluate(
+        &query.features,
+        &gallery.features,
+        &query.meta,
+        &gallery.meta,
+        &cfg,
+    )?;
     let mut results = vec![SettingResult::from_report("all", &report)];
     if missing {
         for (name, mask) in ModalityMask::MISSING {
-            let (q, g) = extract_query_gallery(model, dataset, batch_size, workers, mask, false, device)?;
+            let quiet = EvalSettings {
+                verbose: false,
+                ..*settings
+            };
+            let (q, g) = extract_query_gallery(model, dataset, &quiet, mask, device)?;
             let r = evaluate(&q.features, &g.features, &q.meta, &g.meta, &cfg)?;
             results.push(SettingResult::from_report(name, &r));
         }
@@ -210,7 +287,10 @@ pub fn evaluate_model<B: Backend>(
 
 /// A plain-text table of settings.
 pub fn format_table(title: &str, results: &[SettingResult]) -> String {
-    let mut out = format!("{title}\n{:<8} {:>7} {:>7} {:>7} {:>7} {:>7}\n", "setting", "mAP", "R-1", "R-5", "R-10", "mINP");
+    let mut out = format!(
+        "{title}\n{:<8} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+        "setting", "mAP", "R-1", "R-5", "R-10", "mINP"
+    );
     for r in results {
         out.push_str(&format!(
             "{:<8} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}\n",
@@ -233,14 +313,27 @@ mod tests {
         ];
         let out = batch_captions(&caps, ModalityMask([true, false, true]));
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0], [Some("a red coat.".into()), None, Some("tir".into())]);
+        assert_eq!(
+            out[0],
+            [Some("a red coat.".into()), None, Some("tir".into())]
+        );
         assert_eq!(out[1], [None, None, Some("y".into())]);
     }
 
     #[test]
     fn table_lists_every_setting() {
-        let r = SettingResult { setting: "-R".into(), map: 12.345, rank1: 50.0, rank5: 60.0, rank10: 70.0, minp: 5.0 };
+        let r = SettingResult {
+            setting: "-R".into(),
+            map: 12.345,
+            rank1: 50.0,
+            rank5: 60.0,
+            rank10: 70.0,
+            minp: 5.0,
+        };
         let t = format_table("T", &[r]);
-        assert!(t.contains("-R") && t.contains("12.35") && t.contains("50.00"), "{t}");
+        assert!(
+            t.contains("-R") && t.contains("12.35") && t.contains("50.00"),
+            "{t}"
+        );
     }
 }

@@ -23,7 +23,10 @@ impl JsonLines {
             .append(true)
             .open(path)
             .map_err(|e| next_reid::common::FileError::new("opening log", path, e))?;
-        Ok(Self { file, path: path.to_path_buf() })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Append one record as a line.
@@ -39,7 +42,9 @@ impl JsonLines {
 
 /// Read every line of a JSON-lines file as a JSON value; unparsable lines (e.g. a line cut by a
 /// kill) are skipped.
-pub fn read_json_lines(path: &Path) -> Result<Vec<serde_json::Value>, next_reid::common::FileError> {
+pub fn read_json_lines(
+    path: &Path,
+) -> Result<Vec<serde_json::Value>, next_reid::common::FileError> {
     let bytes = next_reid::common::read_file(path)?;
     Ok(String::from_utf8_lossy(&bytes)
         .lines()
@@ -49,13 +54,21 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<serde_json::Value>, next_reid:
 
 /// Rewrite a JSON-lines log keeping only the records whose `key` is at most `limit` (used on
 /// resume so that steps after the checkpoint, logged by the killed run, are not duplicated).
-pub fn truncate_after(path: &Path, key: &str, limit: u64) -> Result<(), next_reid::common::FileError> {
+pub fn truncate_after(
+    path: &Path,
+    key: &str,
+    limit: u64,
+) -> Result<(), next_reid::common::FileError> {
     if !path.exists() {
         return Ok(());
     }
     let kept: Vec<String> = read_json_lines(path)?
         .into_iter()
-        .filter(|v| v.get(key).and_then(|x| x.as_u64()).is_none_or(|x| x <= limit))
+        .filter(|v| {
+            v.get(key)
+                .and_then(|x| x.as_u64())
+                .is_none_or(|x| x <= limit)
+        })
         .map(|v| v.to_string() + "\n")
         .collect();
     next_reid::common::write_atomic(path, kept.concat().as_bytes())
@@ -71,7 +84,8 @@ mod tests {
         let path = dir.path().join("log.jsonl");
         let mut log = JsonLines::open(&path).unwrap();
         for step in 1..=5u64 {
-            log.write(&serde_json::json!({"step": step, "loss": 1.0 / step as f64})).unwrap();
+            log.write(&serde_json::json!({"step": step, "loss": 1.0 / step as f64}))
+                .unwrap();
         }
         drop(log);
         assert_eq!(read_json_lines(&path).unwrap().len(), 5);

@@ -22,8 +22,12 @@ pub enum ParamGroup {
 
 impl ParamGroup {
     /// All groups in a fixed order (the order of optimiser steps).
-    pub const ALL: [ParamGroup; 4] =
-        [ParamGroup::ClipWeight, ParamGroup::ClipBias, ParamGroup::HeadWeight, ParamGroup::HeadBias];
+    pub const ALL: [ParamGroup; 4] = [
+        ParamGroup::ClipWeight,
+        ParamGroup::ClipBias,
+        ParamGroup::HeadWeight,
+        ParamGroup::HeadBias,
+    ];
 
     /// Classify a parameter by its module path (e.g. `["vision", "layers", "0", "fc1", "bias"]`).
     pub fn of_path(path: &[String]) -> Self {
@@ -65,7 +69,10 @@ pub fn collect_params<B: Backend, M: Module<B>>(module: &M) -> Vec<(ParamId, Vec
             self.found.push((param.id, self.path.clone()));
         }
     }
-    let mut collector = Collector { path: Vec::new(), found: Vec::new() };
+    let mut collector = Collector {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
     module.visit(&mut collector);
     collector.found
 }
@@ -87,7 +94,9 @@ pub fn weights_digest<B: Backend, M: Module<B>>(module: &M) -> String {
             }
         }
     }
-    let mut digest = Digest { hash: 0xcbf29ce484222325 };
+    let mut digest = Digest {
+        hash: 0xcbf29ce484222325,
+    };
     module.visit(&mut digest);
     format!("{:016x}", digest.hash)
 }
@@ -106,8 +115,11 @@ impl GroupIds {
         let groups = ParamGroup::ALL
             .iter()
             .map(|&g| {
-                let ids: Vec<ParamId> =
-                    params.iter().filter(|(_, p)| ParamGroup::of_path(p) == g).map(|(id, _)| *id).collect();
+                let ids: Vec<ParamId> = params
+                    .iter()
+                    .filter(|(_, p)| ParamGroup::of_path(p) == g)
+                    .map(|(id, _)| *id)
+                    .collect();
                 (g, ids)
             })
             .filter(|(_, ids)| !ids.is_empty())
@@ -117,7 +129,10 @@ impl GroupIds {
 
     /// Number of parameter tensors in `group`.
     pub fn count(&self, group: ParamGroup) -> usize {
-        self.groups.iter().find(|(g, _)| *g == group).map_or(0, |(_, ids)| ids.len())
+        self.groups
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or(0, |(_, ids)| ids.len())
     }
 
     /// Split the backward gradients into one [`GradientsParams`] per group.
@@ -143,10 +158,22 @@ mod tests {
 
     #[test]
     fn paths_map_to_groups_and_rates() {
-        assert_eq!(ParamGroup::of_path(&path(&["vision", "layers", "0", "fc1", "weight"])), ParamGroup::ClipWeight);
-        assert_eq!(ParamGroup::of_path(&path(&["vision", "post_ln", "beta"])), ParamGroup::ClipBias);
-        assert_eq!(ParamGroup::of_path(&path(&["tmse", "experts", "1", "fc2", "bias"])), ParamGroup::HeadBias);
-        assert_eq!(ParamGroup::of_path(&path(&["neck", "classifier", "weight"])), ParamGroup::HeadWeight);
+        assert_eq!(
+            ParamGroup::of_path(&path(&["vision", "layers", "0", "fc1", "weight"])),
+            ParamGroup::ClipWeight
+        );
+        assert_eq!(
+            ParamGroup::of_path(&path(&["vision", "post_ln", "beta"])),
+            ParamGroup::ClipBias
+        );
+        assert_eq!(
+            ParamGroup::of_path(&path(&["tmse", "experts", "1", "fc2", "bias"])),
+            ParamGroup::HeadBias
+        );
+        assert_eq!(
+            ParamGroup::of_path(&path(&["neck", "classifier", "weight"])),
+            ParamGroup::HeadWeight
+        );
         assert_eq!(ParamGroup::HeadBias.lr(5e-6, 3.5e-4, 2.0), 7e-4);
         assert_eq!(ParamGroup::ClipWeight.lr(5e-6, 3.5e-4, 2.0), 5e-6);
     }

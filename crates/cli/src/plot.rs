@@ -91,7 +91,14 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, col
         for (row, bits) in glyph(c).iter().enumerate() {
             for col in 0..5 {
                 if bits & (1 << (4 - col)) != 0 {
-                    fill_rect(img, gx + col * scale, y + row as i64 * scale, scale, scale, color);
+                    fill_rect(
+                        img,
+                        gx + col * scale,
+                        y + row as i64 * scale,
+                        scale,
+                        scale,
+                        color,
+                    );
                 }
             }
         }
@@ -101,8 +108,13 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, col
 /// Encode an image as PNG and write it atomically.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<(), PlotError> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| {
-        PlotError::Encode { path: path.display().to_string(), message: e.to_string() }
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| PlotError::Encode {
+        path: path.display().to_string(),
+        message: e.to_string(),
     })?;
     next_reid::common::write_atomic(path, &bytes)?;
     Ok(())
@@ -125,7 +137,10 @@ fn tick_label(v: f64) -> String {
     } else if a >= 100.0 {
         format!("{v:.0}")
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -146,8 +161,12 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series]) -> RgbImage {
         draw_text(&mut img, left + 10, top + 10, "NO DATA", 2, BLACK);
         return img;
     }
-    let (mut x0, mut x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (mut x0, mut x1) = finite
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = finite
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if x1 - x0 < 1e-12 {
         x0 -= 0.5;
         x1 += 0.5;
@@ -170,11 +189,32 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series]) -> RgbImage {
             fill_rect(&mut img, px, top + 1, 1, ph - 2, GRID);
         }
         let yl = tick_label(yv);
-        draw_text(&mut img, left - 6 - text_width(&yl) as i64, py - 3, &yl, 1, BLACK);
+        draw_text(
+            &mut img,
+            left - 6 - text_width(&yl) as i64,
+            py - 3,
+            &yl,
+            1,
+            BLACK,
+        );
         let xl = tick_label(xv);
-        draw_text(&mut img, px - text_width(&xl) as i64 / 2, top + ph + 6, &xl, 1, BLACK);
+        draw_text(
+            &mut img,
+            px - text_width(&xl) as i64 / 2,
+            top + ph + 6,
+            &xl,
+            1,
+            BLACK,
+        );
     }
-    draw_text(&mut img, left + pw / 2 - text_width(x_label) as i64, h - 22, x_label, 2, BLACK);
+    draw_text(
+        &mut img,
+        left + pw / 2 - text_width(x_label) as i64,
+        h - 22,
+        x_label,
+        2,
+        BLACK,
+    );
     for (k, s) in series.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
         let pts: Vec<(i64, i64)> = s
@@ -251,7 +291,15 @@ pub fn rank_grid(rows: &[RankRow]) -> RgbImage {
         for (k, (pic, good)) in row.ranked.iter().enumerate() {
             let x = gap + (k as i64 + 1) * (cell_w + gap) + gap;
             draw_text(&mut img, x, y, &format!("{}", k + 1), 1, BLACK);
-            draw_border(&mut img, x, yc, cell_w, cell_h, border, if *good { GREEN } else { RED });
+            draw_border(
+                &mut img,
+                x,
+                yc,
+                cell_w,
+                cell_h,
+                border,
+                if *good { GREEN } else { RED },
+            );
             paste(&mut img, pic, x + border, yc + border);
         }
     }
@@ -277,18 +325,46 @@ pub fn overlay_mask(img: &RgbImage, mask: &[bool], grid_h: usize, grid_w: usize)
 }
 
 /// Arrange labelled pictures in a table: `cells[row][col]`, with row and column headers.
-pub fn picture_table(row_names: &[String], col_names: &[String], cells: &[Vec<RgbImage>]) -> RgbImage {
+pub fn picture_table(
+    row_names: &[String],
+    col_names: &[String],
+    cells: &[Vec<RgbImage>],
+) -> RgbImage {
     let gap = 6i64;
-    let head_w = row_names.iter().map(|n| text_width(n) as i64).max().unwrap_or(0) + 2 * gap;
-    let cw = cells.iter().flatten().map(|i| i.width() as i64).max().unwrap_or(16);
-    let ch = cells.iter().flatten().map(|i| i.height() as i64).max().unwrap_or(16);
+    let head_w = row_names
+        .iter()
+        .map(|n| text_width(n) as i64)
+        .max()
+        .unwrap_or(0)
+        + 2 * gap;
+    let cw = cells
+        .iter()
+        .flatten()
+        .map(|i| i.width() as i64)
+        .max()
+        .unwrap_or(16);
+    let ch = cells
+        .iter()
+        .flatten()
+        .map(|i| i.height() as i64)
+        .max()
+        .unwrap_or(16);
     let head_h = GLYPH_H as i64 + 2 * gap;
-    let ncols = col_names.len().max(cells.iter().map(Vec::len).max().unwrap_or(0)) as i64;
+    let ncols = col_names
+        .len()
+        .max(cells.iter().map(Vec::len).max().unwrap_or(0)) as i64;
     let w = head_w + ncols * (cw + gap) + gap;
     let h = head_h + cells.len() as i64 * (ch + gap) + gap;
     let mut img = RgbImage::from_pixel(w.max(1) as u32, h.max(1) as u32, WHITE);
     for (c, name) in col_names.iter().enumerate() {
-        draw_text(&mut img, head_w + c as i64 * (cw + gap), gap, name, 1, BLACK);
+        draw_text(
+            &mut img,
+            head_w + c as i64 * (cw + gap),
+            gap,
+            name,
+            1,
+            BLACK,
+        );
     }
     for (r, row) in cells.iter().enumerate() {
         let y = head_h + r as i64 * (ch + gap);
@@ -309,8 +385,14 @@ mod tests {
     #[test]
     fn chart_draws_series_in_palette_colours() {
         let s = vec![
-            Series { name: "loss".into(), points: (0..10).map(|i| (i as f64, 10.0 - i as f64)).collect() },
-            Series { name: "nan".into(), points: vec![(0.0, f64::NAN)] },
+            Series {
+                name: "loss".into(),
+                points: (0..10).map(|i| (i as f64, 10.0 - i as f64)).collect(),
+            },
+            Series {
+                name: "nan".into(),
+                points: vec![(0.0, f64::NAN)],
+            },
         ];
         let img = line_chart("LOSS", "STEP", &s);
         let blue = img.pixels().filter(|p| **p == PALETTE[0]).count();

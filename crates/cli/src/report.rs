@@ -15,8 +15,16 @@ use next_reid::model::NextModel;
 use std::path::{Path, PathBuf};
 
 /// Write `loss.png`, `lr.png` and (when evaluated) `map.png` with mAP and rank-1 per epoch.
-pub fn write_curves(out_dir: &Path, step_log: &Path, history: &[EpochRecord]) -> Result<Vec<PathBuf>, RunError> {
-    let steps = if step_log.exists() { read_json_lines(step_log)? } else { Vec::new() };
+pub fn write_curves(
+    out_dir: &Path,
+    step_log: &Path,
+    history: &[EpochRecord],
+) -> Result<Vec<PathBuf>, RunError> {
+    let steps = if step_log.exists() {
+        read_json_lines(step_log)?
+    } else {
+        Vec::new()
+    };
     let series = |key: &str| -> Vec<(f64, f64)> {
         steps
             .iter()
@@ -28,15 +36,31 @@ pub fn write_curves(out_dir: &Path, step_log: &Path, history: &[EpochRecord]) ->
         "TRAINING LOSS",
         "STEP",
         &[
-            Series { name: "TOTAL".into(), points: series("loss") },
-            Series { name: "ID".into(), points: series("id_loss") },
-            Series { name: "TRIPLET".into(), points: series("triplet_loss") },
+            Series {
+                name: "TOTAL".into(),
+                points: series("loss"),
+            },
+            Series {
+                name: "ID".into(),
+                points: series("id_loss"),
+            },
+            Series {
+                name: "TRIPLET".into(),
+                points: series("triplet_loss"),
+            },
         ],
     );
     let path = out_dir.join("loss.png");
     save_png(&loss, &path)?;
     written.push(path);
-    let lr = line_chart("LEARNING RATE", "STEP", &[Series { name: "BASE LR".into(), points: series("lr") }]);
+    let lr = line_chart(
+        "LEARNING RATE",
+        "STEP",
+        &[Series {
+            name: "BASE LR".into(),
+            points: series("lr"),
+        }],
+    );
     let path = out_dir.join("lr.png");
     save_png(&lr, &path)?;
     written.push(path);
@@ -49,8 +73,14 @@ pub fn write_curves(out_dir: &Path, step_log: &Path, history: &[EpochRecord]) ->
             "EVALUATION (%)",
             "EPOCH",
             &[
-                Series { name: "MAP".into(), points: evals.iter().map(|e| (e.0, e.1)).collect() },
-                Series { name: "RANK-1".into(), points: evals.iter().map(|e| (e.0, e.2)).collect() },
+                Series {
+                    name: "MAP".into(),
+                    points: evals.iter().map(|e| (e.0, e.1)).collect(),
+                },
+                Series {
+                    name: "RANK-1".into(),
+                    points: evals.iter().map(|e| (e.0, e.2)).collect(),
+                },
             ],
         );
         let path = out_dir.join("map.png");
@@ -64,7 +94,9 @@ pub fn write_curves(out_dir: &Path, step_log: &Path, history: &[EpochRecord]) ->
 pub fn triplet_picture(record: &TripletRecord, height: u32) -> Result<RgbImage, RunError> {
     let [r, n, t] = load_triplet(&record.images)?;
     let scale = |img: &RgbImage| {
-        let w = (img.width() as f64 * height as f64 / img.height().max(1) as f64).round().max(1.0) as u32;
+        let w = (img.width() as f64 * height as f64 / img.height().max(1) as f64)
+            .round()
+            .max(1.0) as u32;
         image::imageops::resize(img, w, height, FilterType::Triangle)
     };
     let parts = [scale(&r), scale(&n), scale(&t)];
@@ -88,7 +120,13 @@ pub fn write_rank_lists(
     queries: usize,
     ranks: usize,
 ) -> Result<(), RunError> {
-    let lists = top_k(&query.features, &gallery.features, Some((&query.meta, &gallery.meta)), ranks, cfg)?;
+    let lists = top_k(
+        &query.features,
+        &gallery.features,
+        Some((&query.meta, &gallery.meta)),
+        ranks,
+        cfg,
+    )?;
     let step = (dataset.query.len() / queries.max(1)).max(1);
     let mut rows = Vec::new();
     for qi in (0..dataset.query.len()).step_by(step).take(queries) {
@@ -100,14 +138,18 @@ pub fn write_rank_lists(
                 Ok((triplet_picture(g, 48)?, g.pid == q.pid))
             })
             .collect::<Result<Vec<_>, RunError>>()?;
-        rows.push(RankRow { label: format!("QUERY {} ID {}", qi, q.pid), query: triplet_picture(q, 48)?, ranked });
+        rows.push(RankRow {
+            label: format!("QUERY {} ID {}", qi, q.pid),
+            query: triplet_picture(q, 48)?,
+            ranked,
+        });
     }
     save_png(&rank_grid(&rows), path)?;
     Ok(())
 }
 
 /// Draw the token-sampling masks of the semantic experts for a few query samples (Fig. 9): one
-/// row per (sample, expert), one column per modality; dropped tokens are dimmed. Returns the mean
+/// row per sample, one column per (expert, modality); dropped tokens are dimmed. Returns the mean
 /// number of kept tokens per expert and modality over the drawn samples.
 pub fn write_expert_masks<B: Backend>(
     path: &Path,
@@ -116,22 +158,33 @@ pub fn write_expert_masks<B: Backend>(
     samples: usize,
     device: &B::Device,
 ) -> Result<Option<Vec<[f64; 3]>>, RunError> {
-    let Some(tmse) = &model.tmse else { return Ok(None) };
+    let Some(tmse) = &model.tmse else {
+        return Ok(None);
+    };
     let records: Vec<TripletRecord> = dataset.query.iter().take(samples).cloned().collect();
     if records.is_empty() {
         return Ok(None);
     }
     let transform = TransformConfig::from_dataset(&dataset.config);
     let mut stream = eval_stream(&records, transform, records.len(), 1, 1)?;
-    let Some(batch) = stream.next_tensors::<B>(device) else { return Ok(None) };
+    let Some(batch) = stream.next_tensors::<B>(device) else {
+        return Ok(None);
+    };
     let batch = batch?;
     let [h, w] = dataset.config.size();
     let (rows, cols) = model.vision.grid_for(h as usize, w as usize)?;
-    let captions = model.config.uses_text().then(|| batch_captions(&batch.captions, ModalityMask::FULL));
+    let captions = model
+        .config
+        .uses_text()
+        .then(|| batch_captions(&batch.captions, ModalityMask::FULL));
     let text = match captions {
         Some(c) => {
             let texts: Vec<Option<String>> = c.iter().flatten().cloned().collect();
-            Some(model.encode_texts(&texts)?.reshape([records.len(), 1, 3, model.dim()]))
+            Some(
+                model
+                    .encode_texts(&texts)?
+                    .reshape([records.len(), 1, 3, model.dim()]),
+            )
         }
         None => None,
     };
@@ -140,26 +193,39 @@ pub fn write_expert_masks<B: Backend>(
         .forward(class_tokens, patches, text)
         .map_err(|e| RunError::Model(next_reid::model::ModelError::Experts(e)))?;
     let [b, k, m, n] = out.masks.dims();
-    let masks: Vec<f32> = out.masks.into_data().convert::<f32>().to_vec().map_err(|e| RunError::Other(format!("{e:?}")))?;
+    let masks: Vec<f32> = out
+        .masks
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| RunError::Other(format!("{e:?}")))?;
     let mut cells = Vec::new();
     let mut names = Vec::new();
     let mut counts = vec![[0.0f64; 3]; k];
     for (s, record) in records.iter().enumerate().take(b) {
         let images = load_triplet(&record.images)?;
+        let mut row = Vec::new();
         for (e, count) in counts.iter_mut().enumerate() {
-            let mut row = Vec::new();
             for (mi, img) in images.iter().enumerate().take(m) {
-                let img = image::imageops::resize(img, (w * 2).min(256), (h * 2).min(512), FilterType::Triangle);
+                let img = image::imageops::resize(
+                    img,
+                    (w * 2).min(256),
+                    (h * 2).min(512),
+                    FilterType::Triangle,
+                );
                 let start = ((s * k + e) * m + mi) * n;
                 let mask: Vec<bool> = masks[start..start + n].iter().map(|v| *v > 0.5).collect();
                 count[mi] += mask.iter().filter(|v| **v).count() as f64 / b as f64;
                 row.push(overlay_mask(&img, &mask, rows, cols));
             }
-            cells.push(row);
-            names.push(format!("ID {} E{}", record.pid, e + 1));
         }
+        cells.push(row);
+        names.push(format!("ID {}", record.pid));
     }
-    let picture = picture_table(&names, &["RGB".into(), "NIR".into(), "TIR".into()], &cells);
+    let columns: Vec<String> = (1..=k)
+        .flat_map(|e| ["RGB", "NIR", "TIR"].map(|t| format!("E{e} {t}")))
+        .collect();
+    let picture = picture_table(&names, &columns, &cells);
     save_png(&picture, path)?;
     Ok(Some(counts))
 }

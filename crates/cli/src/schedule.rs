@@ -38,7 +38,8 @@ impl WarmupCosine {
             return 1.0;
         }
         let t = ((epoch - self.warmup_epochs) as f64 / decay_epochs as f64).min(1.0);
-        self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+        self.final_factor
+            + (1.0 - self.final_factor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
     }
 }
 
@@ -48,7 +49,12 @@ mod tests {
 
     #[test]
     fn warmup_starts_low_peaks_at_one_and_cosine_ends_at_final_factor() {
-        let s = WarmupCosine { epochs: 50, warmup_epochs: 10, warmup_factor: 0.1, final_factor: 0.001 };
+        let s = WarmupCosine {
+            epochs: 50,
+            warmup_epochs: 10,
+            warmup_factor: 0.1,
+            final_factor: 0.001,
+        };
         assert!((s.factor(0) - 0.1).abs() < 1e-12);
         assert!((s.factor(5) - 0.55).abs() < 1e-12);
         assert!((s.factor(10) - 1.0).abs() < 1e-12);
@@ -62,7 +68,12 @@ mod tests {
 
     #[test]
     fn single_epoch_runs_at_full_rate() {
-        let s = WarmupCosine { epochs: 1, warmup_epochs: 0, warmup_factor: 0.1, final_factor: 0.001 };
+        let s = WarmupCosine {
+            epochs: 1,
+            warmup_epochs: 0,
+            warmup_factor: 0.1,
+            final_factor: 0.001,
+        };
         assert_eq!(s.factor(0), 1.0);
     }
 }

@@ -4,14 +4,14 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
-use crate::evaluate::{batch_captions, evaluate_model, ModalityMask, SettingResult};
+use crate::evaluate::{batch_captions, evaluate_model, EvalSettings, ModalityMask, SettingResult};
 use crate::logs::{truncate_after, JsonLines};
 use crate::params::GroupIds;
 use crate::schedule::WarmupCosine;
 use crate::RunError;
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::decay::WeightDecayConfig;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -88,7 +88,10 @@ pub fn build_model<B: Backend>(
         ClipSource::HfDir(_) => {
             let (model, report) = model_cfg.init_pretrained::<B>(device)?;
             if !report.missing.is_empty() {
-                eprintln!("CLIP weights: {} tensors missing (random init)", report.missing.len());
+                eprintln!(
+                    "CLIP weights: {} tensors missing (random init)",
+                    report.missing.len()
+                );
             }
             model
         }
@@ -122,23 +125,51 @@ fn save_checkpoint<B: AutodiffBackend>(
     optim: &Adam<B>,
 ) -> Result<(), RunError> {
     let rec = recorder();
-    let model_bytes = Recorder::<B>::record(&rec, model.clone().into_record(), ())
-        .map_err(|e| RunError::Other(format!("serialising the model for {}: {e}", path.display())))?;
-    let optim_bytes = Recorder::<B>::record(&rec, optim.to_record(), ())
-        .map_err(|e| RunError::Other(format!("serialising the optimiser for {}: {e}", path.display())))?;
+    let model_bytes =
+        Recorder::<B>::record(&rec, model.clone().into_record(), ()).map_err(|e| {
+            RunError::Other(format!("serialising the model for {}: {e}", path.display()))
+        })?;
+    let optim_bytes = Recorder::<B>::record(&rec, optim.to_record(), ()).map_err(|e| {
+        RunError::Other(format!(
+            "serialising the optimiser for {}: {e}",
+            path.display()
+        ))
+    })?;
     let mut header = serde_json::to_value(state).map_err(|e| RunError::Other(e.to_string()))?;
-    header["weights_digest"] = serde_json::Value::String(crate::params::weights_digest::<B, _>(model));
-    Checkpoint { header, blobs: vec![("model".into(), model_bytes), ("optimizer".into(), optim_bytes)] }
-        .save(path)?;
+    header["weights_digest"] =
+        serde_json::Value::String(crate::params::weights_digest::<B, _>(model));
+    Checkpoint {
+        header,
+        blobs: vec![
+            ("model".into(), model_bytes),
+            ("optimizer".into(), optim_bytes),
+        ],
+    }
+    .save(path)?;
     Ok(())
 }
 
 /// Load model weights from a checkpoint written by training (`best.ckpt` / `last.ckpt`).
-pub fn load_model_weights<B: Backend>(model: NextModel<B>, path: &Path, device: &B::Device) -> Result<NextModel<B>, RunError> {
+pub fn load_model_weights<B: Backend>(
+    model: NextModel<B>,
+    path: &Path,
+    device: &B::Device,
+) -> Result<NextModel<B>, RunError> {
     let ck = Checkpoint::load(path)?;
-    let bytes = ck.blob("model").ok_or_else(|| RunError::Other(format!("{}: expected a `model` part", path.display())))?;
-    let record = Recorder::<B>::load::<<NextModel<B> as Module<B>>::Record>(&recorder(), bytes.to_vec(), device)
-        .map_err(|e| RunError::Other(format!("{}: model record does not fit this config: {e}", path.display())))?;
+    let bytes = ck
+        .blob("model")
+        .ok_or_else(|| RunError::Other(format!("{}: expected a `model` part", path.display())))?;
+    let record = Recorder::<B>::load::<<NextModel<B> as Module<B>>::Record>(
+        &recorder(),
+        bytes.to_vec(),
+        device,
+    )
+    .map_err(|e| {
+        RunError::Other(format!(
+            "{}: model record does not fit this config: {e}",
+            path.display()
+        ))
+    })?;
     Ok(model.load_record(record))
 }
 
@@ -149,7 +180,12 @@ pub fn checkpoint_config(path: &Path) -> Result<RunConfig, RunError> {
         .header
         .get("config")
         .and_then(|v| v.as_str())
-        .ok_or_else(|| RunError::Other(format!("{}: expected a `config` entry in the header", path.display())))?;
+        .ok_or_else(|| {
+            RunError::Other(format!(
+                "{}: expected a `config` entry in the header",
+                path.display()
+            ))
+        })?;
     Ok(RunConfig::from_toml_str(text, &[])?)
 }
 
@@ -161,11 +197,13 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<TrainOutcome<B::InnerBackend>, RunError> {
     let s = &cfg.solver;
-    std::fs::create_dir_all(&opts.out_dir)
-        .map_err(|e| next_reid::common::FileError::new("creating output folder", &opts.out_dir, e))?;
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
+        next_reid::common::FileError::new("creating output folder", &opts.out_dir, e)
+    })?;
     next_reid::common::write_atomic(opts.out_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     let mut model = build_model::<B>(cfg, dataset, device)?;
-    let mut adam = AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(s.weight_decay as f32)));
+    let mut adam =
+        AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(s.weight_decay as f32)));
     if s.grad_clip > 0.0 {
         adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(s.grad_clip)));
     }
@@ -186,24 +224,37 @@ pub fn train<B: AutodiffBackend>(
     let epoch_log_path = opts.out_dir.join("epochs.jsonl");
     if opts.resume && last_path.exists() {
         let ck = Checkpoint::load(&last_path)?;
-        state = serde_json::from_value(ck.header.clone())
-            .map_err(|e| RunError::Other(format!("{}: header is not a training state: {e}", last_path.display())))?;
+        state = serde_json::from_value(ck.header.clone()).map_err(|e| {
+            RunError::Other(format!(
+                "{}: header is not a training state: {e}",
+                last_path.display()
+            ))
+        })?;
         model = load_model_weights(model, &last_path, device)?;
-        let bytes = ck
-            .blob("optimizer")
-            .ok_or_else(|| RunError::Other(format!("{}: expected an `optimizer` part", last_path.display())))?;
-        let record = Recorder::<B>::load(&recorder(), bytes.to_vec(), device)
-            .map_err(|e| RunError::Other(format!("{}: optimiser record: {e}", last_path.display())))?;
+        let bytes = ck.blob("optimizer").ok_or_else(|| {
+            RunError::Other(format!(
+                "{}: expected an `optimizer` part",
+                last_path.display()
+            ))
+        })?;
+        let record = Recorder::<B>::load(&recorder(), bytes.to_vec(), device).map_err(|e| {
+            RunError::Other(format!("{}: optimiser record: {e}", last_path.display()))
+        })?;
         optim = optim.load_record(record);
         truncate_after(&step_log_path, "step", state.global_step as u64)?;
         truncate_after(&epoch_log_path, "epoch", state.epochs_done as u64)?;
         if opts.verbose {
-            eprintln!("resumed from {} after epoch {}", last_path.display(), state.epochs_done);
+            eprintln!(
+                "resumed from {} after epoch {}",
+                last_path.display(),
+                state.epochs_done
+            );
         }
     } else {
         for p in [&step_log_path, &epoch_log_path] {
             if p.exists() {
-                std::fs::remove_file(p).map_err(|e| next_reid::common::FileError::new("removing old log", p, e))?;
+                std::fs::remove_file(p)
+                    .map_err(|e| next_reid::common::FileError::new("removing old log", p, e))?;
             }
         }
     }
@@ -212,39 +263,65 @@ pub fn train<B: AutodiffBackend>(
     let mut step_log = JsonLines::open(&step_log_path)?;
     let mut epoch_log = JsonLines::open(&epoch_log_path)?;
     let labels: Vec<i64> = dataset.train.iter().map(|r| r.label).collect();
-    let sampler = PkSampler::new(&labels, cfg.loader.batch_size, cfg.loader.instances_per_id, s.seed)?;
+    let sampler = PkSampler::new(
+        &labels,
+        cfg.loader.batch_size,
+        cfg.loader.instances_per_id,
+        s.seed,
+    )?;
     let schedule = WarmupCosine::from_solver(s);
     let transform = TransformConfig::from_dataset(&dataset.config);
     let use_text = model.config.uses_text();
     for epoch in state.epochs_done..s.epochs {
         let factor = schedule.factor(epoch);
         let sampler_state = sampler.state_at(epoch as u64);
-        let mut stream =
-            train_stream(&dataset.train, &sampler, &sampler_state, transform, cfg.loader.workers, cfg.loader.prefetch)?;
+        let mut stream = train_stream(
+            &dataset.train,
+            &sampler,
+            &sampler_state,
+            transform,
+            cfg.loader.workers,
+            cfg.loader.prefetch,
+        )?;
         let mut steps = stream.remaining();
         if s.max_steps_per_epoch > 0 {
             steps = steps.min(s.max_steps_per_epoch);
         }
         let mut progress = if opts.verbose {
-            Progress::new(format!("epoch {}/{}", epoch + 1, s.epochs), steps as u64, "step")
+            Progress::new(
+                format!("epoch {}/{}", epoch + 1, s.epochs),
+                steps as u64,
+                "step",
+            )
         } else {
             Progress::hidden(steps as u64)
         };
         let started = Instant::now();
-        let (mut sum_loss, mut sum_id, mut sum_tri, mut sum_acc, mut samples) = (0.0, 0.0, 0.0, 0.0, 0usize);
+        let (mut sum_loss, mut sum_id, mut sum_tri, mut sum_acc, mut samples) =
+            (0.0, 0.0, 0.0, 0.0, 0usize);
         for step in 0..steps {
             if opts.hang_after_epoch == Some(epoch) && step == 1 {
                 loop {
                     std::thread::sleep(std::time::Duration::from_secs(3600));
                 }
             }
-            let Some(batch) = stream.next_tensors::<B>(device) else { break };
+            let Some(batch) = stream.next_tensors::<B>(device) else {
+                break;
+            };
             let batch = batch?;
             let n = batch.raw_pids.len();
-            B::seed(device, mix_seed(&[s.seed, epoch as u64, step as u64, 0xD20]));
-            let mut sentences = model.sentence_sampler(mix_seed(&[s.seed, epoch as u64, step as u64, 0x5E7]));
+            B::seed(
+                device,
+                mix_seed(&[s.seed, epoch as u64, step as u64, 0xD20]),
+            );
+            let mut sentences =
+                model.sentence_sampler(mix_seed(&[s.seed, epoch as u64, step as u64, 0x5E7]));
             let captions = use_text.then(|| batch_captions(&batch.captions, ModalityMask::FULL));
-            let input = NextInput { images: batch.images, camera_ids: Some(batch.camids), captions };
+            let input = NextInput {
+                images: batch.images,
+                camera_ids: Some(batch.camids),
+                captions,
+            };
             let output = model.forward_train(input, &mut sentences)?;
             let loss = model.loss(&output, batch.pids.clone());
             let total: f64 = loss.total.clone().into_scalar().elem();
@@ -297,7 +374,8 @@ pub fn train<B: AutodiffBackend>(
         let eval_due = (cfg.eval.every > 0 && (epoch + 1) % cfg.eval.every == 0) || last_epoch;
         if eval_due && !dataset.query.is_empty() {
             let inner = model.valid();
-            let (results, ..) = evaluate_model(&inner, dataset, cfg.eval.batch_size, cfg.loader.workers, cfg.eval.max_rank, false, false, device)?;
+            let settings = EvalSettings::from_config(cfg, false);
+            let (results, ..) = evaluate_model(&inner, dataset, &settings, false, device)?;
             let all = results[0].clone();
             if state.best.is_none_or(|(_, m)| all.map > m) {
                 state.best = Some((epoch + 1, all.map));
@@ -307,7 +385,11 @@ pub fn train<B: AutodiffBackend>(
             record.eval = Some(all);
         }
         if opts.verbose {
-            let eval = record.eval.as_ref().map(|e| format!(", mAP {:.2} R-1 {:.2}", e.map, e.rank1)).unwrap_or_default();
+            let eval = record
+                .eval
+                .as_ref()
+                .map(|e| format!(", mAP {:.2} R-1 {:.2}", e.map, e.rank1))
+                .unwrap_or_default();
             eprintln!(
                 "epoch {}: loss {:.4} (id {:.4}, tri {:.4}), acc {:.3}, lr {:.2e}, {:.1} img/s{eval}",
                 record.epoch, record.loss, record.id_loss, record.triplet_loss, record.accuracy, record.lr, record.samples_per_sec
@@ -322,5 +404,9 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     crate::report::write_curves(&opts.out_dir, &step_log_path, &state.history)?;
-    Ok(TrainOutcome { model: model.valid(), history: state.history, best: state.best })
+    Ok(TrainOutcome {
+        model: model.valid(),
+        history: state.history,
+        best: state.best,
+    })
 }

@@ -19,10 +19,18 @@ fn picture(pid: u32, sample: u32, modality: u32) -> RgbImage {
         state ^= state << 17;
         (state % 40) as u8
     };
-    let base = [(pid * 67) % 200, (pid * 131) % 200, (pid * 29 + modality * 50) % 200];
+    let base = [
+        (pid * 67) % 200,
+        (pid * 131) % 200,
+        (pid * 29 + modality * 50) % 200,
+    ];
     RgbImage::from_fn(32, 64, |x, y| {
         let band = ((y / 16 + pid) % 3) as usize;
-        let c = if x < 16 { base[band] } else { base[(band + 1) % 3] };
+        let c = if x < 16 {
+            base[band]
+        } else {
+            base[(band + 1) % 3]
+        };
         let v = (c as u8).saturating_add(noise());
         if modality == 0 {
             Rgb([v, v / 2 + 30, 255 - v])
@@ -32,13 +40,17 @@ fn picture(pid: u32, sample: u32, modality: u32) -> RgbImage {
     })
 }
 
+/// (split folder, identities, (sample, camera) shots per identity).
+type SplitPlan = (&'static str, std::ops::Range<u32>, Vec<(u32, u32)>);
+
 fn write_dataset(root: &Path) {
-    let splits: [(&str, std::ops::Range<u32>, Vec<(u32, u32)>); 3] = [
+    let splits: [SplitPlan; 3] = [
         ("train", 1..7, vec![(0, 0), (1, 1), (2, 0), (3, 1)]),
         ("query", 10..14, vec![(0, 0)]),
         ("gallery", 10..14, vec![(1, 1), (2, 1)]),
     ];
-    let mut captions: std::collections::HashMap<String, Vec<serde_json::Value>> = Default::default();
+    let mut captions: std::collections::HashMap<String, Vec<serde_json::Value>> =
+        Default::default();
     for (split, ids, shots) in splits {
         for pid in ids {
             for &(sample, cam) in &shots {
@@ -46,9 +58,12 @@ fn write_dataset(root: &Path) {
                 for (m, folder) in ["RGB", "NI", "TI"].iter().enumerate() {
                     let dir = root.join(split).join(folder);
                     std::fs::create_dir_all(&dir).unwrap();
-                    picture(pid, sample, m as u32).save(dir.join(&name)).unwrap();
+                    picture(pid, sample, m as u32)
+                        .save(dir.join(&name))
+                        .unwrap();
                     let prefix = if split == "train" { "train" } else { "test" };
-                    let colour = ["red", "green", "blue", "black", "white", "grey"][(pid % 6) as usize];
+                    let colour =
+                        ["red", "green", "blue", "black", "white", "grey"][(pid % 6) as usize];
                     captions.entry(format!("{prefix}_{folder}.json")).or_default().push(serde_json::json!({
                         "item": name,
                         "description": format!("A person in a {colour} coat. Seen by camera {cam}. The image is clear.")
@@ -121,7 +136,10 @@ fn next(args: &[&str]) -> std::process::Output {
 }
 
 fn weights_digest(path: &Path) -> String {
-    Checkpoint::load(path).unwrap().header["weights_digest"].as_str().unwrap().to_string()
+    Checkpoint::load(path).unwrap().header["weights_digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -135,29 +153,56 @@ fn train_kill_resume_eval_embed_search() {
     // Uninterrupted run.
     let full = tmp.path().join("full");
     next(&["train", "--config", config, "--out", full.to_str().unwrap()]);
-    for f in ["last.ckpt", "best.ckpt", "steps.jsonl", "epochs.jsonl", "config.toml", "loss.png", "lr.png", "map.png"] {
+    for f in [
+        "last.ckpt",
+        "best.ckpt",
+        "steps.jsonl",
+        "epochs.jsonl",
+        "config.toml",
+        "loss.png",
+        "lr.png",
+        "map.png",
+    ] {
         assert!(full.join(f).is_file(), "{f} missing");
     }
     let steps = read_json_lines(&full.join("steps.jsonl")).unwrap();
     assert_eq!(steps.len(), 6);
-    assert!(steps.iter().all(|s| s["loss"].as_f64().unwrap().is_finite()));
+    assert!(steps
+        .iter()
+        .all(|s| s["loss"].as_f64().unwrap().is_finite()));
 
     // A run killed (SIGKILL) one step into epoch 2, after its epoch-1 checkpoint, then resumed.
     let killed = tmp.path().join("killed");
     let mut child = Command::new(BIN)
-        .args(["train", "--config", config, "--out", killed.to_str().unwrap(), "--hang-after-epoch", "1"])
+        .args([
+            "train",
+            "--config",
+            config,
+            "--out",
+            killed.to_str().unwrap(),
+            "--hang-after-epoch",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
     loop {
-        let logged = read_json_lines(&killed.join("steps.jsonl")).map(|v| v.len()).unwrap_or(0);
+        let logged = read_json_lines(&killed.join("steps.jsonl"))
+            .map(|v| v.len())
+            .unwrap_or(0);
         if logged >= 3 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(started.elapsed() < Duration::from_secs(600), "the run never reached epoch 2");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the run never reached epoch 2"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     child.kill().unwrap();
@@ -165,8 +210,19 @@ fn train_kill_resume_eval_embed_search() {
     let header = Checkpoint::load(&killed.join("last.ckpt")).unwrap().header;
     assert_eq!(header["epochs_done"], 1);
     let before_kill = weights_digest(&killed.join("last.ckpt"));
-    next(&["train", "--config", config, "--out", killed.to_str().unwrap(), "--resume"]);
-    assert_eq!(weights_digest(&full.join("last.ckpt")), weights_digest(&killed.join("last.ckpt")), "resumed weights differ");
+    next(&[
+        "train",
+        "--config",
+        config,
+        "--out",
+        killed.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert_eq!(
+        weights_digest(&full.join("last.ckpt")),
+        weights_digest(&killed.join("last.ckpt")),
+        "resumed weights differ"
+    );
     assert_ne!(before_kill, weights_digest(&full.join("last.ckpt")));
     let resumed_steps = read_json_lines(&killed.join("steps.jsonl")).unwrap();
     assert_eq!(resumed_steps.len(), 6);
@@ -178,13 +234,29 @@ fn train_kill_resume_eval_embed_search() {
     let ckpt = full.join("last.ckpt");
     let ckpt = ckpt.to_str().unwrap();
     let eval_json = tmp.path().join("eval.json");
-    next(&["eval", "--checkpoint", ckpt, "--json", eval_json.to_str().unwrap()]);
-    let eval: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&eval_json).unwrap()).unwrap();
-    let names: Vec<&str> = eval.iter().map(|r| r["setting"].as_str().unwrap()).collect();
+    next(&[
+        "eval",
+        "--checkpoint",
+        ckpt,
+        "--json",
+        eval_json.to_str().unwrap(),
+    ]);
+    let eval: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&eval_json).unwrap()).unwrap();
+    let names: Vec<&str> = eval
+        .iter()
+        .map(|r| r["setting"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["all", "-R", "-N", "-T", "-RN", "-RT", "-NT", "avg"]);
 
     let feats = tmp.path().join("features.safetensors");
-    next(&["embed", "--checkpoint", ckpt, "--out", feats.to_str().unwrap()]);
+    next(&[
+        "embed",
+        "--checkpoint",
+        ckpt,
+        "--out",
+        feats.to_str().unwrap(),
+    ]);
     let set = next_reid::metrics::FeatureSet::from_safetensors(&feats).unwrap();
     assert_eq!((set.query.rows(), set.gallery.rows()), (4, 8));
     let keys: serde_json::Value =
@@ -201,19 +273,98 @@ fn train_kill_resume_eval_embed_search() {
     assert!((eval[0]["map"].as_f64().unwrap() - 100.0 * report.map).abs() < 1e-9);
     assert!((eval[0]["rank1"].as_f64().unwrap() - 100.0 * report.rank(1).unwrap()).abs() < 1e-9);
     let feats_json = tmp.path().join("eval_features.json");
-    next(&["eval", "--features", feats.to_str().unwrap(), "--json", feats_json.to_str().unwrap()]);
-    let from_file: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&feats_json).unwrap()).unwrap();
+    next(&[
+        "eval",
+        "--features",
+        feats.to_str().unwrap(),
+        "--json",
+        feats_json.to_str().unwrap(),
+    ]);
+    let from_file: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&feats_json).unwrap()).unwrap();
     assert_eq!(from_file[0]["map"], eval[0]["map"]);
 
     let png = tmp.path().join("search.png");
-    let out = next(&["search", "--checkpoint", ckpt, "--query", "1", "--top", "3", "--png", png.to_str().unwrap()]);
+    let out = next(&[
+        "search",
+        "--checkpoint",
+        ckpt,
+        "--query",
+        "1",
+        "--top",
+        "3",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.contains("dist")).count(), 3, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("dist")).count(),
+        3,
+        "{text}"
+    );
     let picture = image::open(&png).unwrap();
     assert!(picture.width() > 100);
 
     // A bad override names the key and its nearest valid key.
-    let bad = Command::new(BIN).args(["train", "--config", config, "--set", "solver.base_lrr=1"]).output().unwrap();
+    let bad = Command::new(BIN)
+        .args(["train", "--config", config, "--set", "solver.base_lrr=1"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("solver.base_lr"));
+}
+
+#[test]
+fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data);
+    let config = write_config(tmp.path(), &data);
+    let config = config.to_str().unwrap();
+    let out = tmp.path().join("run");
+    let out_s = out.to_str().unwrap();
+    next(&[
+        "train",
+        "--config",
+        config,
+        "--out",
+        out_s,
+        "--set",
+        "solver.epochs=1",
+        "--set",
+        "eval.every=0",
+    ]);
+    let good = std::fs::read(out.join("last.ckpt")).unwrap();
+    let blown = Command::new(BIN)
+        .args([
+            "train",
+            "--config",
+            config,
+            "--out",
+            out_s,
+            "--resume",
+            "--set",
+            "solver.epochs=3",
+        ])
+        .args([
+            "--set",
+            "solver.base_lr=1e30",
+            "--set",
+            "solver.clip_lr=1e30",
+            "--set",
+            "solver.warmup_epochs=0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&blown.stderr);
+    assert!(!blown.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("training stopped") && stderr.contains("last.ckpt"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("last.ckpt")).unwrap(),
+        good,
+        "the last good checkpoint changed"
+    );
 }

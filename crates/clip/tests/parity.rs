@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{float, int, max_abs_diff, reference_bytes, tiny_dir, B};
+use common::{float, int, max_abs_diff, tiny_dir, B};
 use next_clip::{ClipModel, LoadReport};
 use safetensors::SafeTensors;
 
@@ -20,8 +20,9 @@ fn load() -> (ClipModel<B>, LoadReport) {
         .expect("tiny fixture loads")
 }
 
-/// Compare a model folder with its `reference.safetensors`; returns the largest difference.
-fn compare_with_reference(dir: &Path) -> f32 {
+/// Compare a model folder with its `reference.safetensors` (vision tokens and pooled output at
+/// 224x224 and 256x128, text tokens and pooled output); each part must be within `tolerance`.
+fn compare_with_reference(dir: &Path, tolerance: f32) -> f32 {
     let (model, _) =
         ClipModel::<B>::from_hf_dir(dir, 0, 1.0, &Default::default()).expect("model folder loads");
     let bytes = std::fs::read(dir.join("reference.safetensors")).expect("reference.safetensors");
@@ -40,6 +41,14 @@ fn compare_with_reference(dir: &Path) -> f32 {
             float::<2>(&file, &format!("vision_pooled_{size}")),
         );
         eprintln!("vision {size}: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
+        assert!(
+            d_tokens < tolerance,
+            "vision {size} tokens differ by {d_tokens}"
+        );
+        assert!(
+            d_pooled < tolerance,
+            "vision {size} pooled differs by {d_pooled}"
+        );
         worst = worst.max(d_tokens).max(d_pooled);
     }
     let out = model
@@ -48,6 +57,8 @@ fn compare_with_reference(dir: &Path) -> f32 {
     let d_tokens = max_abs_diff(out.tokens, float::<3>(&file, "text_tokens"));
     let d_pooled = max_abs_diff(out.pooled, float::<2>(&file, "text_pooled"));
     eprintln!("text: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
+    assert!(d_tokens < tolerance, "text tokens differ by {d_tokens}");
+    assert!(d_pooled < tolerance, "text pooled differs by {d_pooled}");
     worst.max(d_tokens).max(d_pooled)
 }
 
@@ -67,42 +78,9 @@ fn camera_embedding_is_reported_missing_when_enabled() {
 }
 
 #[test]
-fn vision_matches_transformers_at_224_and_256x128() {
-    let (model, _) = load();
-    let bytes = reference_bytes();
-    let file = SafeTensors::deserialize(&bytes).expect("reference");
-    for size in ["224x224", "256x128"] {
-        let pixels = float::<4>(&file, &format!("pixels_{size}"));
-        let out = model.vision.forward(pixels, None);
-        let tokens = float::<3>(&file, &format!("vision_tokens_{size}"));
-        let pooled = float::<2>(&file, &format!("vision_pooled_{size}"));
-        let d_tokens = max_abs_diff(out.tokens, tokens);
-        let d_pooled = max_abs_diff(out.pooled, pooled);
-        eprintln!("vision {size}: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
-        assert!(d_tokens < TOLERANCE, "{size} tokens differ by {d_tokens}");
-        assert!(d_pooled < TOLERANCE, "{size} pooled differs by {d_pooled}");
-    }
-}
-
-#[test]
-fn text_matches_transformers_with_padding_and_eot_padding() {
-    let (model, _) = load();
-    let bytes = reference_bytes();
-    let file = SafeTensors::deserialize(&bytes).expect("reference");
-    let ids = int::<2>(&file, "text_ids");
-    let mask = int::<2>(&file, "text_mask");
-    let out = model.text.forward(ids, mask);
-    let d_tokens = max_abs_diff(out.tokens, float::<3>(&file, "text_tokens"));
-    let d_pooled = max_abs_diff(out.pooled, float::<2>(&file, "text_pooled"));
-    eprintln!("text: max-abs tokens {d_tokens:e}, pooled {d_pooled:e}");
-    assert!(d_tokens < TOLERANCE, "text tokens differ by {d_tokens}");
-    assert!(d_pooled < TOLERANCE, "text pooled differs by {d_pooled}");
-}
-
-#[test]
-fn tiny_model_worst_difference_is_within_tolerance() {
-    let worst = compare_with_reference(&tiny_dir());
-    assert!(worst < TOLERANCE, "worst difference {worst}");
+fn tiny_model_matches_transformers_vision_224_256x128_and_text() {
+    let worst = compare_with_reference(&tiny_dir(), TOLERANCE);
+    eprintln!("tiny worst max-abs difference: {worst:e}");
 }
 
 /// By hand: `python3 tests/fixtures/make_clip_fixtures.py --full DIR`, then
@@ -111,7 +89,6 @@ fn tiny_model_worst_difference_is_within_tolerance() {
 #[ignore = "needs a full-size folder written by make_clip_fixtures.py --full"]
 fn full_size_random_clip_matches_transformers() {
     let dir = std::env::var("NEXT_CLIP_FULL_DIR").expect("set NEXT_CLIP_FULL_DIR");
-    let worst = compare_with_reference(Path::new(&dir));
+    let worst = compare_with_reference(Path::new(&dir), 1e-4);
     eprintln!("full-size worst max-abs difference: {worst:e}");
-    assert!(worst < 1e-4, "worst difference {worst}");
 }

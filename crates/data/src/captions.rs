@@ -39,7 +39,10 @@ impl CaptionTable {
             }
             entries.insert(entry.item, entry.description.unwrap_or_default());
         }
-        Ok(Self { path: path.to_path_buf(), entries })
+        Ok(Self {
+            path: path.to_path_buf(),
+            entries,
+        })
     }
 
     /// The caption file name for a split prefix (`train`/`test`) and modality tag (`RGB`/`NI`/`TI`).
@@ -65,7 +68,10 @@ mod tests {
     fn round_trip_and_bad_files_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("train_RGB.json");
-        let json = captions_to_json(&[("a.jpg".into(), "A person.".into()), ("b.jpg".into(), String::new())]);
+        let json = captions_to_json(&[
+            ("a.jpg".into(), "A person.".into()),
+            ("b.jpg".into(), String::new()),
+        ]);
         std::fs::write(&good, json).unwrap();
         let table = CaptionTable::read(&good).unwrap();
         assert_eq!(table.entries["a.jpg"], "A person.");
@@ -74,14 +80,26 @@ mod tests {
         let bad = dir.path().join("test_NI.json");
         std::fs::write(&bad, "{\"item\": 3}").unwrap();
         let err = CaptionTable::read(&bad).unwrap_err().to_string();
-        assert!(err.contains("test_NI.json") && err.contains("JSON list"), "{err}");
+        assert!(
+            err.contains("test_NI.json") && err.contains("JSON list"),
+            "{err}"
+        );
 
         let dup = dir.path().join("test_TI.json");
-        std::fs::write(&dup, r#"[{"item":"a","description":"x"},{"item":"a","description":"y"}]"#).unwrap();
+        std::fs::write(
+            &dup,
+            r#"[{"item":"a","description":"x"},{"item":"a","description":"y"}]"#,
+        )
+        .unwrap();
         let err = CaptionTable::read(&dup).unwrap_err().to_string();
-        assert!(err.contains("test_TI.json") && err.contains("twice"), "{err}");
+        assert!(
+            err.contains("test_TI.json") && err.contains("twice"),
+            "{err}"
+        );
 
-        let err = CaptionTable::read(&dir.path().join("nope.json")).unwrap_err().to_string();
+        let err = CaptionTable::read(&dir.path().join("nope.json"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope.json"), "{err}");
     }
 }

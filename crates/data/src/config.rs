@@ -37,7 +37,10 @@ impl DatasetKind {
 
     /// Whether the objects are vehicles (wide images) rather than persons (tall images).
     pub fn is_vehicle(self) -> bool {
-        matches!(self, DatasetKind::Rgbnt100 | DatasetKind::Msvr310 | DatasetKind::Wmveid863)
+        matches!(
+            self,
+            DatasetKind::Rgbnt100 | DatasetKind::Msvr310 | DatasetKind::Wmveid863
+        )
     }
 
     /// Default model input size `[height, width]`: 256x128 for persons, 128x256 for vehicles.
@@ -209,7 +212,8 @@ impl DatasetConfig {
 
     /// The effective input size `[height, width]`.
     pub fn size(&self) -> [u32; 2] {
-        self.image_size.unwrap_or_else(|| self.kind.default_image_size())
+        self.image_size
+            .unwrap_or_else(|| self.kind.default_image_size())
     }
 
     /// Parse a configuration from TOML text; `origin` names the file in errors.

@@ -64,9 +64,14 @@ impl LoadReport {
                 }
             }
             for m in Modality::ALL {
-                let (miss, empty) = (self.missing_captions[i][m.index()], self.empty_captions[i][m.index()]);
+                let (miss, empty) = (
+                    self.missing_captions[i][m.index()],
+                    self.empty_captions[i][m.index()],
+                );
                 if miss + empty > 0 {
-                    out.push(format!("{split:?} {m}: {miss} missing and {empty} empty captions"));
+                    out.push(format!(
+                        "{split:?} {m}: {miss} missing and {empty} empty captions"
+                    ));
                 }
             }
         }
@@ -107,7 +112,13 @@ impl Dataset {
 
     /// Size of a camera-embedding table indexable by every camid of every split (max camid + 1).
     pub fn camera_table_size(&self) -> usize {
-        let max = self.train.iter().chain(&self.query).chain(&self.gallery).map(|r| r.camid).max();
+        let max = self
+            .train
+            .iter()
+            .chain(&self.query)
+            .chain(&self.gallery)
+            .map(|r| r.camid)
+            .max();
         max.map_or(1, |m| (m.max(0) + 1) as usize)
     }
 }
@@ -123,7 +134,11 @@ fn split_dirs(cfg: &DatasetConfig) -> SplitDirs {
     let (t, q, g) = match cfg.kind {
         DatasetKind::Rgbnt201 => ("train_171", "test", "test"),
         DatasetKind::Rgbnt100 => {
-            let base = if r.join("rgbir").is_dir() { r.join("rgbir") } else { r.clone() };
+            let base = if r.join("rgbir").is_dir() {
+                r.join("rgbir")
+            } else {
+                r.clone()
+            };
             return SplitDirs {
                 train: base.join("bounding_box_train"),
                 query: base.join("query"),
@@ -134,16 +149,28 @@ fn split_dirs(cfg: &DatasetConfig) -> SplitDirs {
         DatasetKind::Wmveid863 => ("train", "query", "test"),
         DatasetKind::MarketMm | DatasetKind::Custom => ("train", "query", "gallery"),
     };
-    SplitDirs { train: r.join(t), query: r.join(q), gallery: r.join(g) }
+    SplitDirs {
+        train: r.join(t),
+        query: r.join(q),
+        gallery: r.join(g),
+    }
 }
 
-fn scan_split(dir: &Path, rules: &ScanRules, counts: &mut ScanCounts) -> Result<Vec<ScannedSample>> {
+fn scan_split(
+    dir: &Path,
+    rules: &ScanRules,
+    counts: &mut ScanCounts,
+) -> Result<Vec<ScannedSample>> {
     let layout = rules.kind.name();
     let samples = match rules.kind {
         DatasetKind::Rgbnt201 | DatasetKind::MarketMm | DatasetKind::Custom => {
             let dirs = ["RGB", "NI", "TI"].map(|m| dir.join(m));
             for d in &dirs {
-                require_dir(d, layout, "modality folders RGB, NI and TI in every split folder")?;
+                require_dir(
+                    d,
+                    layout,
+                    "modality folders RGB, NI and TI in every split folder",
+                )?;
             }
             scan_modality_folders([&dirs[0], &dirs[1], &dirs[2]], rules, None, "", counts)?
         }
@@ -158,7 +185,9 @@ fn scan_split(dir: &Path, rules: &ScanRules, counts: &mut ScanCounts) -> Result<
         }
     };
     if samples.is_empty() {
-        return Err(DataError::EmptySplit { path: dir.to_path_buf() });
+        return Err(DataError::EmptySplit {
+            path: dir.to_path_buf(),
+        });
     }
     check_unique_keys(&samples)?;
     Ok(samples)
@@ -186,7 +215,9 @@ impl CaptionSource {
     fn table(&mut self, prefix: &str, m: Modality) -> Result<&CaptionTable> {
         let key = (prefix.to_string(), m.index());
         if !self.tables.contains_key(&key) {
-            let path = self.folder.join(CaptionTable::file_name(prefix, m.caption_tag()));
+            let path = self
+                .folder
+                .join(CaptionTable::file_name(prefix, m.caption_tag()));
             let table = CaptionTable::read(&path)?;
             self.tables.insert(key.clone(), table);
         }
@@ -236,7 +267,11 @@ fn attach_captions(
 pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
     cfg.validate(Path::new("<config>"))?;
     require_dir(&cfg.root, cfg.kind.name(), "the dataset root folder")?;
-    let rules = ScanRules { kind: cfg.kind, missing_partner: cfg.missing_partner, bad_name: cfg.bad_name };
+    let rules = ScanRules {
+        kind: cfg.kind,
+        missing_partner: cfg.missing_partner,
+        bad_name: cfg.bad_name,
+    };
     let dirs = split_dirs(cfg);
     let mut report = LoadReport::default();
     let train = scan_split(&dirs.train, &rules, &mut report.scan[0])?;
@@ -248,17 +283,28 @@ pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
         scan_split(&dirs.gallery, &rules, &mut report.scan[2])?
     };
 
-    let has_cams = train.iter().chain(&query).chain(&gallery).any(|s| s.ids.camid.is_some());
+    let has_cams = train
+        .iter()
+        .chain(&query)
+        .chain(&gallery)
+        .any(|s| s.ids.camid.is_some());
     let train_pids: BTreeSet<i64> = train.iter().map(|s| s.ids.pid).collect();
-    let relabel: HashMap<i64, i64> =
-        train_pids.iter().enumerate().map(|(i, &p)| (p, i as i64)).collect();
+    let relabel: HashMap<i64, i64> = train_pids
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as i64))
+        .collect();
 
     let build = |samples: Vec<ScannedSample>, split: Split| -> Result<Vec<TripletRecord>> {
         samples
             .into_iter()
             .map(|s| {
                 let camid = camera_of(&s, split, has_cams)?;
-                let label = if split == Split::Train { relabel[&s.ids.pid] } else { s.ids.pid };
+                let label = if split == Split::Train {
+                    relabel[&s.ids.pid]
+                } else {
+                    s.ids.pid
+                };
                 Ok(TripletRecord {
                     key: s.key,
                     images: s.images,
@@ -271,12 +317,25 @@ pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
             })
             .collect()
     };
-    let mut splits = [build(train, Split::Train)?, build(query, Split::Query)?, build(gallery, Split::Gallery)?];
+    let mut splits = [
+        build(train, Split::Train)?,
+        build(query, Split::Query)?,
+        build(gallery, Split::Gallery)?,
+    ];
 
     if let Some(folder) = &cfg.captions {
-        let mut source = CaptionSource { folder: folder.clone(), tables: HashMap::new() };
+        let mut source = CaptionSource {
+            folder: folder.clone(),
+            tables: HashMap::new(),
+        };
         for split in Split::ALL {
-            attach_captions(&mut splits[split.index()], split, &mut source, cfg.missing_caption, &mut report)?;
+            attach_captions(
+                &mut splits[split.index()],
+                split,
+                &mut source,
+                cfg.missing_caption,
+                &mut report,
+            )?;
         }
     }
     let [train, query, gallery] = splits;

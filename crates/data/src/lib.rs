@@ -24,6 +24,8 @@
 //! [`Dataset::has_camera_ids`] says which case applies. Mixing both name forms is an error.
 //! Images are JPEG, PNG or BMP of any size (resized to the configured size).
 
+#![warn(missing_docs)]
+
 pub mod captions;
 pub mod config;
 pub mod dataset;
@@ -36,11 +38,14 @@ pub mod synth;
 pub mod transform;
 
 pub use config::{
-    AugmentSync, BadSamplePolicy, DatasetConfig, DatasetKind, MissingCaptionPolicy, Normalization, Split,
+    AugmentSync, BadSamplePolicy, DatasetConfig, DatasetKind, MissingCaptionPolicy, Normalization,
+    Split,
 };
 pub use dataset::{load_dataset, Dataset, LoadReport, TripletRecord};
 pub use error::{DataError, Result};
-pub use loader::{eval_stream, train_stream, BatchStream, HostBatch, LoadMode, LoaderConfig, TripletBatch};
+pub use loader::{
+    eval_stream, train_stream, BatchStream, HostBatch, LoadMode, LoaderConfig, TripletBatch,
+};
 pub use sampler::{PkSampler, SamplerState};
 pub use scan::TripletImages;
 pub use synth::{write_synthetic, SynthConfig, SynthSummary};

@@ -3,7 +3,9 @@
 
 use crate::dataset::TripletRecord;
 use crate::error::{DataError, Result};
-use crate::transform::{load_triplet, mix_seed, test_transform, train_transform_triplet, TransformConfig};
+use crate::transform::{
+    load_triplet, mix_seed, test_transform, train_transform_triplet, TransformConfig,
+};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
@@ -30,7 +32,13 @@ pub struct LoaderConfig {
 
 impl Default for LoaderConfig {
     fn default() -> Self {
-        Self { batch_size: 64, instances_per_id: 8, workers: 2, prefetch: 2, seed: 1 }
+        Self {
+            batch_size: 64,
+            instances_per_id: 8,
+            workers: 2,
+            prefetch: 2,
+            seed: 1,
+        }
     }
 }
 
@@ -92,8 +100,10 @@ impl HostBatch {
         let n = self.len();
         let [h, w] = self.size.map(|v| v as usize);
         let [p0, p1, p2] = self.pixels;
-        let image = |p: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(p, [n, 3, h, w]), device);
-        let ints = |v: &[i64]| Tensor::<B, 1, Int>::from_data(TensorData::new(v.to_vec(), [n]), device);
+        let image =
+            |p: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(p, [n, 3, h, w]), device);
+        let ints =
+            |v: &[i64]| Tensor::<B, 1, Int>::from_data(TensorData::new(v.to_vec(), [n]), device);
         TripletBatch {
             images: [image(p0), image(p1), image(p2)],
             pids: ints(&self.labels),
@@ -134,15 +144,25 @@ pub fn load_batch(
     let len = cfg.image_len();
     let n = indices.len();
     if let Some(&bad) = indices.iter().find(|&&i| i >= records.len()) {
-        return Err(DataError::Setting(format!("record index {bad} out of range ({} records)", records.len())));
+        return Err(DataError::Setting(format!(
+            "record index {bad} out of range ({} records)",
+            records.len()
+        )));
     }
     let mut planes = vec![0.0f32; n * 3 * len];
-    planes.par_chunks_mut(3 * len).zip(indices.par_iter().enumerate()).try_for_each(
-        |(out, (pos, &idx))| -> Result<()> {
+    planes
+        .par_chunks_mut(3 * len)
+        .zip(indices.par_iter().enumerate())
+        .try_for_each(|(out, (pos, &idx))| -> Result<()> {
             let imgs = load_triplet(&records[idx].images)?;
             match mode {
-                LoadMode::Train { seed, epoch, first_batch } => {
-                    let s = mix_seed(&[seed, epoch, (first_batch + batch_number) as u64, pos as u64]);
+                LoadMode::Train {
+                    seed,
+                    epoch,
+                    first_batch,
+                } => {
+                    let s =
+                        mix_seed(&[seed, epoch, (first_batch + batch_number) as u64, pos as u64]);
                     train_transform_triplet(&imgs, cfg, s, out);
                 }
                 LoadMode::Eval => {
@@ -152,8 +172,7 @@ pub fn load_batch(
                 }
             }
             Ok(())
-        },
-    )?;
+        })?;
     // Regroup sample-major [n][3][len] into modality-major [3][n][len].
     let mut pixels: [Vec<f32>; 3] = Default::default();
     for (m, dst) in pixels.iter_mut().enumerate() {
@@ -163,8 +182,14 @@ pub fn load_batch(
             dst.extend_from_slice(&planes[start..start + len]);
         }
     }
-    let pick = |f: fn(&TripletRecord) -> i64| indices.iter().map(|&i| f(&records[i])).collect::<Vec<_>>();
-    let captions = [0, 1, 2].map(|m| indices.iter().map(|&i| records[i].captions[m].clone()).collect());
+    let pick =
+        |f: fn(&TripletRecord) -> i64| indices.iter().map(|&i| f(&records[i])).collect::<Vec<_>>();
+    let captions = [0, 1, 2].map(|m| {
+        indices
+            .iter()
+            .map(|&i| records[i].captions[m].clone())
+            .collect()
+    });
     Ok(HostBatch {
         pixels,
         size: cfg.size,
@@ -214,7 +239,11 @@ impl BatchStream {
                 }
             })
             .map_err(|e| DataError::Worker(e.to_string()))?;
-        Ok(Self { receiver: Some(rx), worker: Some(worker), remaining })
+        Ok(Self {
+            receiver: Some(rx),
+            worker: Some(worker),
+            remaining,
+        })
     }
 
     /// Batches not yet received.
@@ -223,7 +252,10 @@ impl BatchStream {
     }
 
     /// The next batch as tensors on `device`, or `None` at the end.
-    pub fn next_tensors<B: Backend>(&mut self, device: &B::Device) -> Option<Result<TripletBatch<B>>> {
+    pub fn next_tensors<B: Backend>(
+        &mut self,
+        device: &B::Device,
+    ) -> Option<Result<TripletBatch<B>>> {
         self.next().map(|r| r.map(|b| b.into_tensors(device)))
     }
 }
@@ -273,9 +305,19 @@ pub fn eval_stream(
     if batch_size == 0 {
         return Err(DataError::Setting("batch size must be positive".into()));
     }
-    let jobs: Vec<Vec<usize>> =
-        (0..records.len()).collect::<Vec<_>>().chunks(batch_size).map(|c| c.to_vec()).collect();
-    BatchStream::start(Arc::new(records.to_vec()), jobs, cfg, LoadMode::Eval, workers, prefetch)
+    let jobs: Vec<Vec<usize>> = (0..records.len())
+        .collect::<Vec<_>>()
+        .chunks(batch_size)
+        .map(|c| c.to_vec())
+        .collect();
+    BatchStream::start(
+        Arc::new(records.to_vec()),
+        jobs,
+        cfg,
+        LoadMode::Eval,
+        workers,
+        prefetch,
+    )
 }
 
 /// Training batches of one epoch from a PK sampler, starting at `state.next_batch`.
@@ -288,6 +330,17 @@ pub fn train_stream(
     prefetch: usize,
 ) -> Result<BatchStream> {
     let jobs = sampler.resume(state);
-    let mode = LoadMode::Train { seed: state.seed, epoch: state.epoch, first_batch: state.next_batch };
-    BatchStream::start(Arc::new(records.to_vec()), jobs, cfg, mode, workers, prefetch)
+    let mode = LoadMode::Train {
+        seed: state.seed,
+        epoch: state.epoch,
+        first_batch: state.next_batch,
+    };
+    BatchStream::start(
+        Arc::new(records.to_vec()),
+        jobs,
+        cfg,
+        mode,
+        workers,
+        prefetch,
+    )
 }

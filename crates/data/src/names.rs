@@ -23,8 +23,12 @@ pub fn rule_text(kind: DatasetKind) -> &'static str {
         DatasetKind::Rgbnt100 => "`PPPP_cCCCC_NNN.ext` (pid, `c` and camera >= 1)",
         DatasetKind::Msvr310 => "`VVVV_sSSS_vC_NNN.ext` (vehicle id, scene, camera 0..9)",
         DatasetKind::MarketMm => "Market style `PPPP_cCsS_FFFFFF_NN.ext` (pid or -1, camera >= 1)",
-        DatasetKind::Wmveid863 => "`vC_nN_sSSS_NNN.ext` (camera, night flag, scene; in a `<vid>` folder)",
-        DatasetKind::Custom => "`PID_cCAM_rest.ext` or `PID_rest.ext` (integer pid, optional camera)",
+        DatasetKind::Wmveid863 => {
+            "`vC_nN_sSSS_NNN.ext` (camera, night flag, scene; in a `<vid>` folder)"
+        }
+        DatasetKind::Custom => {
+            "`PID_cCAM_rest.ext` or `PID_rest.ext` (integer pid, optional camera)"
+        }
     }
 }
 
@@ -45,7 +49,9 @@ fn signed(text: &str) -> Option<i64> {
 /// Leading digits of `text` after `prefix` (`cam3_x` with prefix `cam` gives 3).
 fn after_prefix(text: &str, prefix: &str) -> Option<i64> {
     let rest = text.strip_prefix(prefix)?;
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     digits(&rest[..end])
 }
 
@@ -63,21 +69,29 @@ pub fn parse_name(kind: DatasetKind, file_name: &str, folder_id: Option<&str>) -
     let fail = || Err(rule_text(kind).to_string());
     match kind {
         DatasetKind::Rgbnt201 => {
-            let (Some(p), Some(c)) = (fields.first(), fields.get(1)) else { return fail() };
+            let (Some(p), Some(c)) = (fields.first(), fields.get(1)) else {
+                return fail();
+            };
             match (p.len() == 6, digits(p), after_prefix(c, "cam")) {
-                (true, Some(pid), Some(cam)) if cam >= 1 => {
-                    Ok(Some(ParsedName { pid, camid: Some(cam - 1), sceneid: -1 }))
-                }
+                (true, Some(pid), Some(cam)) if cam >= 1 => Ok(Some(ParsedName {
+                    pid,
+                    camid: Some(cam - 1),
+                    sceneid: -1,
+                })),
                 _ => fail(),
             }
         }
         DatasetKind::Rgbnt100 | DatasetKind::MarketMm => {
-            let (Some(p), Some(c)) = (fields.first(), fields.get(1)) else { return fail() };
+            let (Some(p), Some(c)) = (fields.first(), fields.get(1)) else {
+                return fail();
+            };
             match (signed(p), after_prefix(c, "c")) {
                 (Some(-1), Some(_)) => Ok(None),
-                (Some(pid), Some(cam)) if pid >= 0 && cam >= 1 => {
-                    Ok(Some(ParsedName { pid, camid: Some(cam - 1), sceneid: -1 }))
-                }
+                (Some(pid), Some(cam)) if pid >= 0 && cam >= 1 => Ok(Some(ParsedName {
+                    pid,
+                    camid: Some(cam - 1),
+                    sceneid: -1,
+                })),
                 _ => fail(),
             }
         }
@@ -89,26 +103,36 @@ pub fn parse_name(kind: DatasetKind, file_name: &str, folder_id: Option<&str>) -
             let scene = fields[1].strip_prefix('s').and_then(digits);
             let cam = fields[2].strip_prefix('v').and_then(digits);
             match (pid, scene, cam) {
-                (Some(pid), Some(sceneid), Some(cam)) => {
-                    Ok(Some(ParsedName { pid, camid: Some(cam), sceneid }))
-                }
+                (Some(pid), Some(sceneid), Some(cam)) => Ok(Some(ParsedName {
+                    pid,
+                    camid: Some(cam),
+                    sceneid,
+                })),
                 _ => fail(),
             }
         }
         DatasetKind::Wmveid863 => {
-            let Some(pid) = folder_id.and_then(digits) else { return fail() };
+            let Some(pid) = folder_id.and_then(digits) else {
+                return fail();
+            };
             let token = |prefix: char| {
-                fields.iter().find_map(|f| f.strip_prefix(prefix).and_then(digits))
+                fields
+                    .iter()
+                    .find_map(|f| f.strip_prefix(prefix).and_then(digits))
             };
             match (token('v'), token('n')) {
-                (Some(cam), Some(_night)) => {
-                    Ok(Some(ParsedName { pid, camid: Some(cam), sceneid: token('s').unwrap_or(999) }))
-                }
+                (Some(cam), Some(_night)) => Ok(Some(ParsedName {
+                    pid,
+                    camid: Some(cam),
+                    sceneid: token('s').unwrap_or(999),
+                })),
                 _ => fail(),
             }
         }
         DatasetKind::Custom => {
-            let Some(pid) = fields.first().and_then(|p| signed(p)) else { return fail() };
+            let Some(pid) = fields.first().and_then(|p| signed(p)) else {
+                return fail();
+            };
             if pid < 0 {
                 return Ok(None);
             }
@@ -118,7 +142,11 @@ pub fn parse_name(kind: DatasetKind, file_name: &str, folder_id: Option<&str>) -
                 }
                 _ => None,
             };
-            Ok(Some(ParsedName { pid, camid, sceneid: -1 }))
+            Ok(Some(ParsedName {
+                pid,
+                camid,
+                sceneid: -1,
+            }))
         }
     }
 }
@@ -134,21 +162,54 @@ mod tests {
 
     #[test]
     fn reference_names_parse_to_reference_ids() {
-        assert_eq!(ids(DatasetKind::Rgbnt201, "000030_cam1_1_12.jpg", None), (30, Some(0), -1));
-        assert_eq!(ids(DatasetKind::Rgbnt201, "000171_cam4_0_01.jpg", None), (171, Some(3), -1));
-        assert_eq!(ids(DatasetKind::Rgbnt100, "0561_c0001_006.jpg", None), (561, Some(0), -1));
-        assert_eq!(ids(DatasetKind::Msvr310, "0038_s014_v7_003.jpg", None), (38, Some(7), 14));
-        assert_eq!(ids(DatasetKind::MarketMm, "0002_c1s1_000451_03.jpg", None), (2, Some(0), -1));
-        assert_eq!(ids(DatasetKind::MarketMm, "0000_c6s1_000451_03.jpg", None), (0, Some(5), -1));
-        assert_eq!(ids(DatasetKind::Wmveid863, "v2_n9_s000_022.jpg", Some("0258")), (258, Some(2), 0));
-        assert_eq!(ids(DatasetKind::Wmveid863, "v7_n0_s999_004.jpg", Some("0483")), (483, Some(7), 999));
-        assert_eq!(ids(DatasetKind::Custom, "12_c3_a.png", None), (12, Some(3), -1));
-        assert_eq!(ids(DatasetKind::Custom, "12_front.png", None), (12, None, -1));
+        assert_eq!(
+            ids(DatasetKind::Rgbnt201, "000030_cam1_1_12.jpg", None),
+            (30, Some(0), -1)
+        );
+        assert_eq!(
+            ids(DatasetKind::Rgbnt201, "000171_cam4_0_01.jpg", None),
+            (171, Some(3), -1)
+        );
+        assert_eq!(
+            ids(DatasetKind::Rgbnt100, "0561_c0001_006.jpg", None),
+            (561, Some(0), -1)
+        );
+        assert_eq!(
+            ids(DatasetKind::Msvr310, "0038_s014_v7_003.jpg", None),
+            (38, Some(7), 14)
+        );
+        assert_eq!(
+            ids(DatasetKind::MarketMm, "0002_c1s1_000451_03.jpg", None),
+            (2, Some(0), -1)
+        );
+        assert_eq!(
+            ids(DatasetKind::MarketMm, "0000_c6s1_000451_03.jpg", None),
+            (0, Some(5), -1)
+        );
+        assert_eq!(
+            ids(DatasetKind::Wmveid863, "v2_n9_s000_022.jpg", Some("0258")),
+            (258, Some(2), 0)
+        );
+        assert_eq!(
+            ids(DatasetKind::Wmveid863, "v7_n0_s999_004.jpg", Some("0483")),
+            (483, Some(7), 999)
+        );
+        assert_eq!(
+            ids(DatasetKind::Custom, "12_c3_a.png", None),
+            (12, Some(3), -1)
+        );
+        assert_eq!(
+            ids(DatasetKind::Custom, "12_front.png", None),
+            (12, None, -1)
+        );
     }
 
     #[test]
     fn distractors_are_skipped_and_broken_names_rejected() {
-        assert_eq!(parse_name(DatasetKind::MarketMm, "-1_c1s1_000401_03.jpg", None), Ok(None));
+        assert_eq!(
+            parse_name(DatasetKind::MarketMm, "-1_c1s1_000401_03.jpg", None),
+            Ok(None)
+        );
         for (kind, name) in [
             (DatasetKind::Rgbnt201, "30_cam1_1_12.jpg"),
             (DatasetKind::Rgbnt201, "000030_cam0_1_12.jpg"),
@@ -157,7 +218,10 @@ mod tests {
             (DatasetKind::MarketMm, "0002_x1s1_000451_03.jpg"),
             (DatasetKind::Custom, "abc_c1_x.jpg"),
         ] {
-            assert!(parse_name(kind, name, None).is_err(), "{name} should not parse");
+            assert!(
+                parse_name(kind, name, None).is_err(),
+                "{name} should not parse"
+            );
         }
         assert!(parse_name(DatasetKind::Wmveid863, "v2_n9_s000_022.jpg", Some("x1")).is_err());
     }

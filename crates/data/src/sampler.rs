@@ -33,7 +33,7 @@ impl PkSampler {
     /// A sampler over record `labels` (one per record); `batch_size` must be a multiple of `k`
     /// and the data must hold at least `batch_size / k` identities.
     pub fn new(labels: &[i64], batch_size: usize, k: usize, seed: u64) -> Result<Self> {
-        if k == 0 || batch_size == 0 || batch_size % k != 0 {
+        if k == 0 || batch_size == 0 || !batch_size.is_multiple_of(k) {
             return Err(DataError::Setting(format!(
                 "batch size {batch_size} must be a positive multiple of the instances per id {k}"
             )));
@@ -49,7 +49,12 @@ impl PkSampler {
                 by_id.len()
             )));
         }
-        Ok(Self { by_id, batch_size, instances: k, seed })
+        Ok(Self {
+            by_id,
+            batch_size,
+            instances: k,
+            seed,
+        })
     }
 
     /// Identities per batch (P).
@@ -76,7 +81,9 @@ impl PkSampler {
         let mut chunks: Vec<(i64, VecDeque<Vec<usize>>)> = Vec::with_capacity(self.by_id.len());
         for (&id, idxs) in &self.by_id {
             let mut pool: Vec<usize> = if idxs.len() < k {
-                (0..k).map(|_| idxs[rng.random_range(0..idxs.len())]).collect()
+                (0..k)
+                    .map(|_| idxs[rng.random_range(0..idxs.len())])
+                    .collect()
             } else {
                 idxs.clone()
             };
@@ -88,8 +95,9 @@ impl PkSampler {
         let mut available: Vec<usize> = (0..chunks.len()).collect();
         let mut batches = Vec::new();
         while available.len() >= p {
-            let picked: Vec<usize> =
-                rand::seq::index::sample(&mut rng, available.len(), p).into_iter().collect();
+            let picked: Vec<usize> = rand::seq::index::sample(&mut rng, available.len(), p)
+                .into_iter()
+                .collect();
             let mut batch = Vec::with_capacity(self.batch_size);
             let mut emptied = Vec::new();
             for &slot in &picked {
@@ -112,16 +120,28 @@ impl PkSampler {
 
     /// The batches still to come from `state` (its epoch, from `state.next_batch` on).
     pub fn resume(&self, state: &SamplerState) -> Vec<Vec<usize>> {
-        self.epoch_batches(state.epoch).into_iter().skip(state.next_batch).collect()
+        self.epoch_batches(state.epoch)
+            .into_iter()
+            .skip(state.next_batch)
+            .collect()
     }
 
     /// The state at the start of `epoch`.
     pub fn state_at(&self, epoch: u64) -> SamplerState {
-        SamplerState { seed: self.seed, epoch, next_batch: 0 }
+        SamplerState {
+            seed: self.seed,
+            epoch,
+            next_batch: 0,
+        }
     }
 
     /// Rebuild a sampler for `labels` from a saved state (the resume position is `state` itself).
-    pub fn from_state(labels: &[i64], batch_size: usize, k: usize, state: &SamplerState) -> Result<Self> {
+    pub fn from_state(
+        labels: &[i64],
+        batch_size: usize,
+        k: usize,
+        state: &SamplerState,
+    ) -> Result<Self> {
         Self::new(labels, batch_size, k, state.seed)
     }
 }
@@ -175,7 +195,11 @@ mod tests {
         let labels = labels();
         let s = PkSampler::new(&labels, 8, 4, 9).unwrap();
         let all = s.epoch_batches(3);
-        let state = SamplerState { seed: 9, epoch: 3, next_batch: 1 };
+        let state = SamplerState {
+            seed: 9,
+            epoch: 3,
+            next_batch: 1,
+        };
         let json = serde_json::to_string(&state).unwrap();
         let back: SamplerState = serde_json::from_str(&json).unwrap();
         let again = PkSampler::from_state(&labels, 8, 4, &back).unwrap();

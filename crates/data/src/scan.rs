@@ -98,7 +98,11 @@ pub fn require_dir(path: &Path, layout: &'static str, expected: &'static str) ->
     if path.is_dir() {
         Ok(())
     } else {
-        Err(DataError::MissingFolder { path: path.to_path_buf(), layout, expected })
+        Err(DataError::MissingFolder {
+            path: path.to_path_buf(),
+            layout,
+            expected,
+        })
     }
 }
 
@@ -127,7 +131,10 @@ fn parse_or_policy(
             Ok(None)
         }
         Err(rule) => match rules.bad_name {
-            BadSamplePolicy::Error => Err(DataError::BadName { path: path.to_path_buf(), rule }),
+            BadSamplePolicy::Error => Err(DataError::BadName {
+                path: path.to_path_buf(),
+                rule,
+            }),
             BadSamplePolicy::Skip => {
                 counts.bad_name += 1;
                 Ok(None)
@@ -173,7 +180,9 @@ pub fn scan_modality_folders(
                 }
             }
         }
-        let Some(ids) = parse_or_policy(rules, name, present, folder_id, counts)? else { continue };
+        let Some(ids) = parse_or_policy(rules, name, present, folder_id, counts)? else {
+            continue;
+        };
         let paths = [dirs[0].join(name), dirs[1].join(name), dirs[2].join(name)];
         out.push(ScannedSample {
             key: format!("{key_prefix}{name}"),
@@ -185,11 +194,21 @@ pub fn scan_modality_folders(
 }
 
 /// Scan a folder of three-modality strips (RGBNT100).
-pub fn scan_strips(dir: &Path, rules: &ScanRules, counts: &mut ScanCounts) -> Result<Vec<ScannedSample>> {
+pub fn scan_strips(
+    dir: &Path,
+    rules: &ScanRules,
+    counts: &mut ScanCounts,
+) -> Result<Vec<ScannedSample>> {
     let mut out = Vec::new();
     for (name, path) in list_images(dir, counts)? {
-        let Some(ids) = parse_or_policy(rules, &name, &path, None, counts)? else { continue };
-        out.push(ScannedSample { key: name, images: TripletImages::Strip(path), ids });
+        let Some(ids) = parse_or_policy(rules, &name, &path, None, counts)? else {
+            continue;
+        };
+        out.push(ScannedSample {
+            key: name,
+            images: TripletImages::Strip(path),
+            ids,
+        });
     }
     Ok(out)
 }
@@ -206,9 +225,17 @@ pub fn scan_id_folders(
     for (id, id_dir) in list_subfolders(split_dir)? {
         let dirs = modality_folders.map(|m| id_dir.join(m));
         for d in &dirs {
-            require_dir(d, rules.kind.name(), "one folder per modality (vis, ni, th) in every id folder")?;
+            require_dir(
+                d,
+                rules.kind.name(),
+                "one folder per modality (vis, ni, th) in every id folder",
+            )?;
         }
-        let prefix = if prefix_keys { format!("{id}_") } else { String::new() };
+        let prefix = if prefix_keys {
+            format!("{id}_")
+        } else {
+            String::new()
+        };
         out.extend(scan_modality_folders(
             [&dirs[0], &dirs[1], &dirs[2]],
             rules,

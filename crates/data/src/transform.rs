@@ -16,6 +16,17 @@ pub const PAD: u32 = 10;
 /// Decode an image file to 8-bit RGB (grey images are replicated to three channels).
 pub fn decode_image(path: &Path) -> Result<RgbImage> {
     let bytes = next_common::read_file(path)?;
+    // The JPEG decoder fills missing data silently, so a cut-off file is caught here: a complete
+    // JPEG ends with the end-of-image marker (a little trailing padding is tolerated).
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let tail = &bytes[bytes.len().saturating_sub(64)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(DataError::CorruptImage {
+                path: path.to_path_buf(),
+                reason: "truncated JPEG: no end-of-image marker".into(),
+            });
+        }
+    }
     let img = image::load_from_memory(&bytes).map_err(|e| DataError::CorruptImage {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -26,22 +37,26 @@ pub fn decode_image(path: &Path) -> Result<RgbImage> {
 /// Decode the three modality images of a sample; a strip is cut into three equal-width crops.
 pub fn load_triplet(images: &TripletImages) -> Result<[RgbImage; 3]> {
     match images {
-        TripletImages::Separate(paths) => {
-            Ok([decode_image(&paths[0])?, decode_image(&paths[1])?, decode_image(&paths[2])?])
-        }
+        TripletImages::Separate(paths) => Ok([
+            decode_image(&paths[0])?,
+            decode_image(&paths[1])?,
+            decode_image(&paths[2])?,
+        ]),
         TripletImages::Strip(path) => {
             let strip = decode_image(path)?;
             let (w, h) = strip.dimensions();
             if w % 3 != 0 || w == 0 {
                 return Err(DataError::BadImageSize {
                     path: path.clone(),
-                    expected: "a width divisible by 3 (RGB|NIR|TIR side by side, e.g. 768x128)".into(),
+                    expected: "a width divisible by 3 (RGB|NIR|TIR side by side, e.g. 768x128)"
+                        .into(),
                     width: w,
                     height: h,
                 });
             }
             let third = w / 3;
-            Ok([0, 1, 2].map(|i| image::imageops::crop_imm(&strip, i * third, 0, third, h).to_image()))
+            Ok([0, 1, 2]
+                .map(|i| image::imageops::crop_imm(&strip, i * third, 0, third, h).to_image()))
         }
     }
 }
@@ -217,7 +232,12 @@ pub fn mix_seed(words: &[u64]) -> u64 {
 /// Train-transform the three images of a sample with seed `seed` into `out`, which holds the RGB,
 /// NIR and TIR images one after the other (`3 * image_len` values). Independent mode draws per
 /// modality; synchronised mode repeats the same draws.
-pub fn train_transform_triplet(images: &[RgbImage; 3], cfg: &TransformConfig, seed: u64, out: &mut [f32]) {
+pub fn train_transform_triplet(
+    images: &[RgbImage; 3],
+    cfg: &TransformConfig,
+    seed: u64,
+    out: &mut [f32],
+) {
     for (m, out) in out.chunks_mut(cfg.image_len()).take(3).enumerate() {
         let stream = match cfg.sync {
             AugmentSync::Independent => m as u64,
@@ -233,11 +253,18 @@ mod tests {
     use super::*;
 
     fn gradient(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, 128]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, 128])
+        })
     }
 
     fn cfg(sync: AugmentSync) -> TransformConfig {
-        TransformConfig { size: [32, 16], normalization: Normalization::Half, sync, random_erasing: true }
+        TransformConfig {
+            size: [32, 16],
+            normalization: Normalization::Half,
+            sync,
+            random_erasing: true,
+        }
     }
 
     #[test]
@@ -258,7 +285,9 @@ mod tests {
         let run = |seed| {
             let mut buf = vec![0.0f32; 3 * c.image_len()];
             train_transform_triplet(&imgs, &c, seed, &mut buf);
-            buf.chunks(c.image_len()).map(|m| m.to_vec()).collect::<Vec<_>>()
+            buf.chunks(c.image_len())
+                .map(|m| m.to_vec())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
@@ -273,7 +302,10 @@ mod tests {
 
     #[test]
     fn flip_and_crop_without_erasing_keep_pixel_values() {
-        let c = TransformConfig { random_erasing: false, ..cfg(AugmentSync::Independent) };
+        let c = TransformConfig {
+            random_erasing: false,
+            ..cfg(AugmentSync::Independent)
+        };
         let img = gradient(16, 32);
         let mut reference = vec![0.0; c.image_len()];
         test_transform(&img, &c, &mut reference);
@@ -282,13 +314,19 @@ mod tests {
         train_transform(&img, &c, &mut rng, &mut out);
         // Every output value is either padding (-1) or a value present in the source image.
         for v in &out {
-            assert!(*v == -1.0 || reference.iter().any(|r| (r - v).abs() < 1e-6), "{v}");
+            assert!(
+                *v == -1.0 || reference.iter().any(|r| (r - v).abs() < 1e-6),
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn fast_flip_pad_crop_matches_the_naive_definition() {
-        let c = TransformConfig { random_erasing: false, ..cfg(AugmentSync::Independent) };
+        let c = TransformConfig {
+            random_erasing: false,
+            ..cfg(AugmentSync::Independent)
+        };
         let img = gradient(16, 32);
         let lut = c.lut();
         for seed in 0..40 {
@@ -309,7 +347,11 @@ mod tests {
                         } else {
                             lut[ch][0]
                         };
-                        assert_eq!(out[ch * 512 + (y * 16 + x) as usize], expect, "seed {seed} {ch} {y} {x}");
+                        assert_eq!(
+                            out[ch * 512 + (y * 16 + x) as usize],
+                            expect,
+                            "seed {seed} {ch} {y} {x}"
+                        );
                     }
                 }
             }
@@ -331,7 +373,8 @@ mod tests {
             let frac = changed.len() as f32 / (h * w) as f32;
             assert!((0.015..=0.36).contains(&frac), "seed {seed}: {frac}");
             // A rectangle: rows times columns of the bounding box equals the count.
-            let (ys, xs): (Vec<usize>, Vec<usize>) = changed.iter().map(|&i| (i / w, i % w)).unzip();
+            let (ys, xs): (Vec<usize>, Vec<usize>) =
+                changed.iter().map(|&i| (i / w, i % w)).unzip();
             let rows = ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1;
             let cols = xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1;
             assert_eq!(rows * cols, changed.len());

@@ -14,7 +14,8 @@ fn strip_png(level: [u8; 3]) -> Vec<u8> {
         image::Rgb(px)
     });
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
 
@@ -24,25 +25,45 @@ fn rgbnt100_strips_are_cut_into_three_modalities() {
     let base = dir.path().join("rgbir");
     let png = strip_png([200, 150, 100]);
     for (split, names) in [
-        ("bounding_box_train", vec!["0001_c0001_001.png", "0002_c0003_001.png"]),
+        (
+            "bounding_box_train",
+            vec!["0001_c0001_001.png", "0002_c0003_001.png"],
+        ),
         ("query", vec!["0561_c0002_006.png"]),
-        ("bounding_box_test", vec!["0561_c0004_007.png", "-1_c0001_001.png"]),
+        (
+            "bounding_box_test",
+            vec!["0561_c0004_007.png", "-1_c0001_001.png"],
+        ),
     ] {
         for n in names {
             put(&base.join(split).join(n), &png);
         }
     }
     let ds = load_dataset(&DatasetConfig::new(dir.path(), DatasetKind::Rgbnt100)).unwrap();
-    assert_eq!((ds.train.len(), ds.query.len(), ds.gallery.len()), (2, 1, 1));
+    assert_eq!(
+        (ds.train.len(), ds.query.len(), ds.gallery.len()),
+        (2, 1, 1)
+    );
     assert_eq!(ds.report.scan[2].distractors, 1);
     assert_eq!((ds.query[0].pid, ds.query[0].camid), (561, 1));
     assert!(matches!(ds.train[0].images, TripletImages::Strip(_)));
     let [r, n, t] = load_triplet(&ds.train[0].images).unwrap();
     assert_eq!(r.dimensions(), (256, 128));
-    assert_eq!((r.get_pixel(5, 5).0, n.get_pixel(5, 5).0, t.get_pixel(250, 120).0), ([200, 0, 0], [0, 150, 0], [0, 0, 100]));
+    assert_eq!(
+        (
+            r.get_pixel(5, 5).0,
+            n.get_pixel(5, 5).0,
+            t.get_pixel(250, 120).0
+        ),
+        ([200, 0, 0], [0, 150, 0], [0, 0, 100])
+    );
     // Through the loader: size 128x256, normalised with 0.5/0.5.
     let tf = TransformConfig::from_dataset(&ds.config);
-    let batch = eval_stream(&ds.train, tf, 2, 1, 1).unwrap().next().unwrap().unwrap();
+    let batch = eval_stream(&ds.train, tf, 2, 1, 1)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     let plane = 128 * 256;
     let expect = |v: u8| (v as f32 / 255.0 - 0.5) / 0.5;
     assert!((batch.pixels[0][0] - expect(200)).abs() < 1e-5);
@@ -55,7 +76,10 @@ fn rgbnt100_strips_are_cut_into_three_modalities() {
     let ds = load_dataset(&DatasetConfig::new(dir.path(), DatasetKind::Rgbnt100)).unwrap();
     let rec = ds.train.iter().find(|r| r.key.starts_with("0003")).unwrap();
     let err = load_triplet(&rec.images).unwrap_err().to_string();
-    assert!(err.contains(&bad.display().to_string()) && err.contains("divisible by 3"), "{err}");
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("divisible by 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -79,14 +103,25 @@ fn market_mm_skips_pid_minus_one_and_keeps_pid_zero() {
     let gallery: Vec<(i64, i64)> = ds.gallery.iter().map(|r| (r.pid, r.camid)).collect();
     assert_eq!(gallery, vec![(0, 2), (3, 3)]);
     assert_eq!(ds.report.scan[2].distractors, 1);
-    assert_eq!(ds.train.iter().map(|r| (r.pid, r.label, r.camid)).collect::<Vec<_>>(), vec![(2, 0, 0), (7, 1, 5)]);
+    assert_eq!(
+        ds.train
+            .iter()
+            .map(|r| (r.pid, r.label, r.camid))
+            .collect::<Vec<_>>(),
+        vec![(2, 0, 0), (7, 1, 5)]
+    );
 }
 
 #[test]
 fn custom_layout_without_cameras_evaluates_across_query_and_gallery() {
     let dir = tempfile::tempdir().unwrap();
     let jpg = tiny_jpeg(4, 8, 50);
-    for (split, n) in [("train", "5_a.jpg"), ("train", "9_b.jpg"), ("query", "5_q.png"), ("gallery", "5_g.jpg")] {
+    for (split, n) in [
+        ("train", "5_a.jpg"),
+        ("train", "9_b.jpg"),
+        ("query", "5_q.png"),
+        ("gallery", "5_g.jpg"),
+    ] {
         for f in ["RGB", "NI", "TI"] {
             put(&dir.path().join(split).join(f).join(n), &jpg);
         }
@@ -99,6 +134,8 @@ fn custom_layout_without_cameras_evaluates_across_query_and_gallery() {
     for f in ["RGB", "NI", "TI"] {
         put(&dir.path().join("gallery").join(f).join("5_c2_x.jpg"), &jpg);
     }
-    let err = load_dataset(&DatasetConfig::new(dir.path(), DatasetKind::Custom)).unwrap_err().to_string();
+    let err = load_dataset(&DatasetConfig::new(dir.path(), DatasetKind::Custom))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("5_") && err.contains("camera field"), "{err}");
 }

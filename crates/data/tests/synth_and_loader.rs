@@ -8,7 +8,14 @@ use next_data::{eval_stream, load_dataset, train_stream, PkSampler, SamplerState
 use std::collections::BTreeSet;
 
 fn small(seed: u64, object: SynthObject) -> SynthConfig {
-    SynthConfig { seed, object, train_ids: 6, test_ids: 3, images_per_id: 4, ..SynthConfig::default() }
+    SynthConfig {
+        seed,
+        object,
+        train_ids: 6,
+        test_ids: 3,
+        images_per_id: 4,
+        ..SynthConfig::default()
+    }
 }
 
 fn tree_bytes(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
@@ -16,10 +23,16 @@ fn tree_bytes(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     for split in ["train_171", "test"] {
         for m in ["RGB", "NI", "TI"] {
             let dir = root.join(split).join(m);
-            let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             names.sort();
             for p in names {
-                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -35,27 +48,54 @@ fn mean_luma(path: &std::path::Path) -> f32 {
 fn synthetic_benchmark_is_deterministic_and_loads_with_the_real_reader() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let summary = write_synthetic(&small(5, SynthObject::Person), a.path(), &mut Progress::hidden(36)).unwrap();
-    write_synthetic(&small(5, SynthObject::Person), b.path(), &mut Progress::hidden(36)).unwrap();
+    let summary = write_synthetic(
+        &small(5, SynthObject::Person),
+        a.path(),
+        &mut Progress::hidden(36),
+    )
+    .unwrap();
+    write_synthetic(
+        &small(5, SynthObject::Person),
+        b.path(),
+        &mut Progress::hidden(36),
+    )
+    .unwrap();
     assert_eq!(tree_bytes(a.path()), tree_bytes(b.path()));
     assert!(summary.contact_sheet.is_file());
     assert_eq!((summary.train_triplets, summary.test_triplets), (24, 12));
 
     let ds = load_dataset(&summary.dataset_config()).unwrap();
-    assert_eq!((ds.train.len(), ds.query.len(), ds.num_train_ids), (24, 12, 6));
+    assert_eq!(
+        (ds.train.len(), ds.query.len(), ds.num_train_ids),
+        (24, 12, 6)
+    );
     assert_eq!(ds.report.total_missing_captions(), 0);
     // Every test identity is seen by at least two cameras (cross-camera matches exist).
     for pid in ds.query.iter().map(|r| r.pid).collect::<BTreeSet<_>>() {
-        let cams: BTreeSet<i64> = ds.query.iter().filter(|r| r.pid == pid).map(|r| r.camid).collect();
+        let cams: BTreeSet<i64> = ds
+            .query
+            .iter()
+            .filter(|r| r.pid == pid)
+            .map(|r| r.camid)
+            .collect();
         assert!(cams.len() >= 2, "pid {pid} cams {cams:?}");
     }
-    let colours = ["black", "white", "grey", "red", "blue", "green", "yellow", "brown"];
+    let colours = [
+        "black", "white", "grey", "red", "blue", "green", "yellow", "brown",
+    ];
     for r in &ds.train {
         let [rgb, nir, tir] = &r.captions;
-        assert!(rgb.starts_with("An adult") && nir.starts_with("An adult") && tir.starts_with("An adult"));
+        assert!(
+            rgb.starts_with("An adult")
+                && nir.starts_with("An adult")
+                && tir.starts_with("An adult")
+        );
         // TIR and NIR captions never name a colour; TIR omits the lighting.
         for c in colours {
-            assert!(!tir.contains(&format!(" {c} ")) && !nir.contains(&format!(" {c} ")), "{tir} / {nir}");
+            assert!(
+                !tir.contains(&format!(" {c} ")) && !nir.contains(&format!(" {c} ")),
+                "{tir} / {nir}"
+            );
         }
         assert!(!tir.contains("lighting"));
         let night = r.key.split('_').nth(2) == Some("1");
@@ -66,8 +106,15 @@ fn synthetic_benchmark_is_deterministic_and_loads_with_the_real_reader() {
                 next_data::TripletImages::Separate(p) => p.clone(),
                 _ => unreachable!(),
             };
-            assert!(mean_luma(&paths[0]) + 20.0 < mean_luma(&paths[1]), "{}", r.key);
-            assert!(rgb.contains("glasses") && (rgb.contains("unknown") || !rgb.contains("is wearing glasses")));
+            assert!(
+                mean_luma(&paths[0]) + 20.0 < mean_luma(&paths[1]),
+                "{}",
+                r.key
+            );
+            assert!(
+                rgb.contains("glasses")
+                    && (rgb.contains("unknown") || !rgb.contains("is wearing glasses"))
+            );
         }
     }
     // TIR images are grey (no colour information): stored as one channel.
@@ -75,42 +122,80 @@ fn synthetic_benchmark_is_deterministic_and_loads_with_the_real_reader() {
     assert_eq!(tir.color(), image::ColorType::L8);
 
     let c = tempfile::tempdir().unwrap();
-    write_synthetic(&small(6, SynthObject::Person), c.path(), &mut Progress::hidden(36)).unwrap();
+    write_synthetic(
+        &small(6, SynthObject::Person),
+        c.path(),
+        &mut Progress::hidden(36),
+    )
+    .unwrap();
     assert_ne!(tree_bytes(a.path()), tree_bytes(c.path()));
 }
 
 #[test]
 fn vehicle_benchmark_is_wide_and_bad_settings_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = write_synthetic(&small(9, SynthObject::Vehicle), dir.path(), &mut Progress::hidden(36)).unwrap();
+    let summary = write_synthetic(
+        &small(9, SynthObject::Vehicle),
+        dir.path(),
+        &mut Progress::hidden(36),
+    )
+    .unwrap();
     assert_eq!(summary.image_size, [64, 128]);
     let ds = load_dataset(&summary.dataset_config()).unwrap();
     let img = next_data::transform::load_triplet(&ds.train[0].images).unwrap();
     assert_eq!(img[0].dimensions(), (128, 64));
     assert!(ds.train[0].captions[0].contains("viewed from the"));
-    let bad = SynthConfig { cameras: 12, ..SynthConfig::default() };
+    let bad = SynthConfig {
+        cameras: 12,
+        ..SynthConfig::default()
+    };
     assert!(write_synthetic(&bad, dir.path(), &mut Progress::hidden(1)).is_err());
 }
 
 #[test]
 fn train_and_eval_streams_give_tensors_in_order_and_deterministically() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = write_synthetic(&small(3, SynthObject::Person), dir.path(), &mut Progress::hidden(36)).unwrap();
+    let summary = write_synthetic(
+        &small(3, SynthObject::Person),
+        dir.path(),
+        &mut Progress::hidden(36),
+    )
+    .unwrap();
     let ds = load_dataset(&summary.dataset_config()).unwrap();
     let tf = TransformConfig::from_dataset(&ds.config);
     let labels: Vec<i64> = ds.train.iter().map(|r| r.label).collect();
     let sampler = PkSampler::new(&labels, 8, 4, 11).unwrap();
-    let state = SamplerState { seed: 11, epoch: 2, next_batch: 0 };
+    let state = SamplerState {
+        seed: 11,
+        epoch: 2,
+        next_batch: 0,
+    };
     let device = Default::default();
-    let first: Vec<_> = train_stream(&ds.train, &sampler, &state, tf, 2, 2).unwrap().map(|b| b.unwrap()).collect();
-    let again: Vec<_> = train_stream(&ds.train, &sampler, &state, tf, 1, 1).unwrap().map(|b| b.unwrap()).collect();
-    assert_eq!(first, again, "worker count must not change the batches");
-    assert_eq!(first.len(), sampler.epoch_batches(2).len());
-    // Resuming at batch 1 continues with exactly the remaining batches.
-    let resumed: Vec<_> = train_stream(&ds.train, &sampler, &SamplerState { next_batch: 1, ..state }, tf, 2, 1)
+    let first: Vec<_> = train_stream(&ds.train, &sampler, &state, tf, 2, 2)
         .unwrap()
         .map(|b| b.unwrap())
         .collect();
+    let again: Vec<_> = train_stream(&ds.train, &sampler, &state, tf, 1, 1)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(first, again, "worker count must not change the batches");
+    assert_eq!(first.len(), sampler.epoch_batches(2).len());
+    // Resuming at batch 1 continues with exactly the remaining batches.
+    let resumed: Vec<_> = train_stream(
+        &ds.train,
+        &sampler,
+        &SamplerState {
+            next_batch: 1,
+            ..state
+        },
+        tf,
+        2,
+        1,
+    )
+    .unwrap()
+    .map(|b| b.unwrap())
+    .collect();
     assert_eq!(resumed[..], first[1..]);
 
     let mut stream = train_stream(&ds.train, &sampler, &state, tf, 2, 2).unwrap();
@@ -118,16 +203,32 @@ fn train_and_eval_streams_give_tensors_in_order_and_deterministically() {
     assert_eq!(batch.images[0].dims(), [8, 3, 128, 64]);
     assert_eq!(batch.images[2].dims(), [8, 3, 128, 64]);
     let pids: Vec<i64> = batch.pids.to_data().convert::<i64>().to_vec().unwrap();
-    assert_eq!(pids, batch.indices.iter().map(|&i| ds.train[i].label).collect::<Vec<_>>());
+    assert_eq!(
+        pids,
+        batch
+            .indices
+            .iter()
+            .map(|&i| ds.train[i].label)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(batch.captions[1].len(), 8);
     let values: Vec<f32> = batch.images[1].to_data().to_vec().unwrap();
     assert!(values.iter().all(|v| v.is_finite()));
     drop(stream);
 
-    let eval: Vec<_> = eval_stream(&ds.gallery, tf, 5, 2, 1).unwrap().map(|b| b.unwrap()).collect();
-    assert_eq!(eval.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![5, 5, 2]);
+    let eval: Vec<_> = eval_stream(&ds.gallery, tf, 5, 2, 1)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(
+        eval.iter().map(|b| b.len()).collect::<Vec<_>>(),
+        vec![5, 5, 2]
+    );
     let order: Vec<usize> = eval.iter().flat_map(|b| b.indices.clone()).collect();
     assert_eq!(order, (0..12).collect::<Vec<_>>());
-    let again: Vec<_> = eval_stream(&ds.gallery, tf, 5, 1, 1).unwrap().map(|b| b.unwrap()).collect();
+    let again: Vec<_> = eval_stream(&ds.gallery, tf, 5, 1, 1)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
     assert_eq!(eval, again);
 }

@@ -261,9 +261,7 @@ impl<B: Backend> Tmse<B> {
                     let t_m = t.clone().slice_dim(1, k..k + 1).slice_dim(2, m..m + 1);
                     let t_m = t_m.reshape([batch, 1, dim]);
                     let t_m = t_m.clone() / t_m.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6);
-                    (unit.clone() * t_m)
-                        .sum_dim(2)
-                        .reshape([batch, tokens])
+                    (unit.clone() * t_m).sum_dim(2).reshape([batch, tokens])
                 });
                 let mask = self.sample(self.route(i, m), p_m.clone(), c_m, beta);
                 kept_tokens.push(p_m * mask.clone().unsqueeze_dim::<3>(2));

@@ -273,7 +273,12 @@ impl<B: Backend> NextModel<B> {
     /// same pair on each branch is added (to `total`, `id` and `triplet` alike).
     pub fn loss(&self, output: &NextOutput<B>, labels: Tensor<B, 1, Int>) -> ReidLoss<B> {
         let cfg = &self.config.loss;
-        let mut loss = reid_loss(cfg, output.logits.clone(), output.feature.clone(), labels.clone());
+        let mut loss = reid_loss(
+            cfg,
+            output.logits.clone(),
+            output.feature.clone(),
+            labels.clone(),
+        );
         for (feature, logits) in output.branch_features.iter().zip(&output.branch_logits) {
             let branch = reid_loss(cfg, logits.clone(), feature.clone(), labels.clone());
             loss.total = loss.total + branch.total;

@@ -208,14 +208,22 @@ fn every_table_iv_row_runs_and_cost_report_matches_built_model() {
 #[test]
 fn branch_losses_add_one_neck_and_loss_pair_per_branch() {
     let device = Default::default();
-    let config = NextConfig { branch_losses: true, ..tiny_config() };
+    let config = NextConfig {
+        branch_losses: true,
+        ..tiny_config()
+    };
     let model = config.init::<Ad>(&device).unwrap();
     assert_eq!(model.branch_necks.len(), 2);
     let report = cost_report(&config, &config.clip_config().unwrap(), HEIGHT, WIDTH).unwrap();
-    assert_eq!(report.learnable_params() as usize, model.num_learnable_params());
+    assert_eq!(
+        report.learnable_params() as usize,
+        model.num_learnable_params()
+    );
     assert_eq!(count_trainable(&model), model.num_learnable_params());
     let mut sampler = model.sentence_sampler(3);
-    let out = model.forward_train(input(8, true, &device), &mut sampler).unwrap();
+    let out = model
+        .forward_train(input(8, true, &device), &mut sampler)
+        .unwrap();
     assert_eq!(out.branch_features.len(), 2);
     assert_eq!(out.branch_logits[1].dims(), [8, 4]);
     let with_branches: f32 = model.loss(&out, labels(&device)).total.into_scalar();
@@ -409,7 +417,10 @@ fn save_and_load_round_trip() {
     let rebuilt = config.load_model::<Flex>(&path, &device).unwrap();
     let again = rebuilt.forward_inference(input(2, true, &device)).unwrap();
     let err: f32 = (again - expected).abs().max().into_scalar();
-    assert!(err < 1e-5, "model rebuilt from config + checkpoint differs by {err}");
+    assert!(
+        err < 1e-5,
+        "model rebuilt from config + checkpoint differs by {err}"
+    );
     let (_, report) = config.build::<Flex>(&device).unwrap();
     assert!(report.is_none(), "a preset has no weights to load");
 

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +53,14 @@ pub struct FakeServer {
     seen: Arc<Mutex<Vec<Seen>>>,
     answered: Arc<Mutex<Vec<Seen>>>,
     released: Arc<AtomicBool>,
+    flight: Arc<Flight>,
+}
+
+/// Requests read and not yet answered: now and the most ever.
+#[derive(Default)]
+struct Flight {
+    now: AtomicUsize,
+    max: AtomicUsize,
 }
 
 impl FakeServer {
@@ -64,11 +72,18 @@ impl FakeServer {
         let answered = Arc::new(Mutex::new(Vec::new()));
         let released = Arc::new(AtomicBool::new(false));
         let script: Arc<Script> = Arc::new(script);
-        let (s, a, r) = (seen.clone(), answered.clone(), released.clone());
+        let flight = Arc::new(Flight::default());
+        let (s, a, r, f) = (
+            seen.clone(),
+            answered.clone(),
+            released.clone(),
+            flight.clone(),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (s, a, r, script) = (s.clone(), a.clone(), r.clone(), script.clone());
-                std::thread::spawn(move || serve(stream, &s, &a, &r, &*script));
+                let (s, a, r, f, script) =
+                    (s.clone(), a.clone(), r.clone(), f.clone(), script.clone());
+                std::thread::spawn(move || serve(stream, &s, &a, &r, &f, &*script));
             }
         });
         Self {
@@ -76,6 +91,7 @@ impl FakeServer {
             seen,
             answered,
             released,
+            flight,
         }
     }
 
@@ -84,9 +100,14 @@ impl FakeServer {
         self.seen.lock().unwrap().clone()
     }
 
-    /// Every request answered with 200 so far.
+    /// Every request answered (or being answered) with 200 so far.
     pub fn answered(&self) -> Vec<Seen> {
         self.answered.lock().unwrap().clone()
+    }
+
+    /// The most requests the server was working on at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.flight.max.load(Ordering::SeqCst)
     }
 
     /// Let held requests go (they are closed unanswered).
@@ -100,6 +121,7 @@ fn serve(
     seen: &Mutex<Vec<Seen>>,
     answered: &Mutex<Vec<Seen>>,
     released: &AtomicBool,
+    flight: &Flight,
     script: &Script,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -157,7 +179,10 @@ fn serve(
         list.push(request.clone());
         request
     };
+    let now = flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+    flight.max.fetch_max(now, Ordering::SeqCst);
     let mut stream = stream;
+
     let (status, retry_after, content) = match script(&request) {
         Reply::Answer(c) => (200, None, c),
         Reply::Status(code, retry) => (code, retry, String::new()),
@@ -181,13 +206,14 @@ fn serve(
     if let Some(s) = retry_after {
         head += &format!("Retry-After: {s}\r\n");
     }
-    let ok = stream
-        .write_all(format!("{head}\r\n{body}").as_bytes())
-        .and_then(|_| stream.flush())
-        .is_ok();
-    if ok && status == 200 {
+    flight.now.fetch_sub(1, Ordering::SeqCst);
+    if status == 200 {
+        // Recorded before the write so a test never looks before the client can have the answer.
         answered.lock().unwrap().push(request);
     }
+    let _ = stream
+        .write_all(format!("{head}\r\n{body}").as_bytes())
+        .and_then(|_| stream.flush());
 }
 
 /// A valid person answer whose values depend on the model and the modality in the prompt.

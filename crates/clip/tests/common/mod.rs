@@ -21,11 +21,6 @@ pub fn tiny_dir() -> PathBuf {
     repo_root().join("tests/fixtures/clip/tiny")
 }
 
-/// The reference inputs/outputs written by tests/fixtures/make_clip_fixtures.py.
-pub fn reference_bytes() -> Vec<u8> {
-    std::fs::read(tiny_dir().join("reference.safetensors")).expect("reference.safetensors")
-}
-
 /// A float tensor of the reference file.
 pub fn float<const D: usize>(file: &SafeTensors, name: &str) -> Tensor<B, D> {
     let view = file.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -15,19 +15,47 @@ pub struct Colour {
 
 /// Clothing colours (a short palette: several identities share colours, as in real data).
 pub const PALETTE: [Colour; 8] = [
-    Colour { name: "black", rgb: [0.08, 0.08, 0.09] },
-    Colour { name: "white", rgb: [0.88, 0.88, 0.86] },
-    Colour { name: "grey", rgb: [0.48, 0.48, 0.50] },
-    Colour { name: "red", rgb: [0.75, 0.12, 0.12] },
-    Colour { name: "blue", rgb: [0.15, 0.25, 0.70] },
-    Colour { name: "green", rgb: [0.18, 0.50, 0.22] },
-    Colour { name: "yellow", rgb: [0.90, 0.78, 0.15] },
-    Colour { name: "brown", rgb: [0.45, 0.30, 0.16] },
+    Colour {
+        name: "black",
+        rgb: [0.08, 0.08, 0.09],
+    },
+    Colour {
+        name: "white",
+        rgb: [0.88, 0.88, 0.86],
+    },
+    Colour {
+        name: "grey",
+        rgb: [0.48, 0.48, 0.50],
+    },
+    Colour {
+        name: "red",
+        rgb: [0.75, 0.12, 0.12],
+    },
+    Colour {
+        name: "blue",
+        rgb: [0.15, 0.25, 0.70],
+    },
+    Colour {
+        name: "green",
+        rgb: [0.18, 0.50, 0.22],
+    },
+    Colour {
+        name: "yellow",
+        rgb: [0.90, 0.78, 0.15],
+    },
+    Colour {
+        name: "brown",
+        rgb: [0.45, 0.30, 0.16],
+    },
 ];
 
 /// Upper-body garments: (caption word, sleeve length as a fraction of the arm, thermal insulation).
-pub const UPPER: [(&str, f32, f32); 4] =
-    [("t-shirt", 0.3, 0.05), ("shirt", 1.0, 0.10), ("jacket", 1.0, 0.22), ("coat", 1.0, 0.32)];
+pub const UPPER: [(&str, f32, f32); 4] = [
+    ("t-shirt", 0.3, 0.05),
+    ("shirt", 1.0, 0.10),
+    ("jacket", 1.0, 0.22),
+    ("coat", 1.0, 0.32),
+];
 /// Lower-body garments.
 pub const LOWER: [&str; 3] = ["trousers", "shorts", "skirt"];
 /// Shoes.
@@ -37,8 +65,12 @@ pub const HAIR: [&str; 3] = ["short", "medium", "long"];
 /// Carried items.
 pub const BAGS: [&str; 3] = ["nothing", "a backpack", "a handbag"];
 /// Vehicle body types: (word, body height, cabin length fraction).
-pub const VEHICLES: [(&str, f32, f32); 4] =
-    [("sedan", 0.34, 0.45), ("SUV", 0.46, 0.55), ("hatchback", 0.38, 0.50), ("van", 0.55, 0.80)];
+pub const VEHICLES: [(&str, f32, f32); 4] = [
+    ("sedan", 0.34, 0.45),
+    ("SUV", 0.46, 0.55),
+    ("hatchback", 0.38, 0.50),
+    ("van", 0.55, 0.80),
+];
 /// Vehicle roof profiles (a brand-like shape cue).
 pub const ROOFS: [&str; 3] = ["curved", "angular", "flat"];
 
@@ -95,7 +127,8 @@ pub fn draw_identities(seed: u64, first_pid: u32, count: usize) -> Vec<Identity>
     let mut base: Option<Identity> = None;
     for i in 0..count {
         let pid = first_pid + i as u32;
-        let mut rng = SmallRng::seed_from_u64(crate::transform::mix_seed(&[seed, 0x1D, pid as u64]));
+        let mut rng =
+            SmallRng::seed_from_u64(crate::transform::mix_seed(&[seed, 0x1D, pid as u64]));
         let fresh = Identity {
             pid,
             female: rng.random::<bool>(),
@@ -114,9 +147,17 @@ pub fn draw_identities(seed: u64, first_pid: u32, count: usize) -> Vec<Identity>
             width: rng.random_range(0.9..1.1),
             upper_nir: rng.random_range(0.2..0.95),
             lower_nir: rng.random_range(0.2..0.9),
-            stripes: if rng.random::<f32>() < 0.5 { rng.random_range(4.0..10.0) } else { 0.0 },
+            stripes: if rng.random::<f32>() < 0.5 {
+                rng.random_range(4.0..10.0)
+            } else {
+                0.0
+            },
             heat: rng.random_range(-0.12..0.12),
-            hot_spot: if rng.random::<f32>() < 0.5 { rng.random_range(0.2..0.45) } else { 0.0 },
+            hot_spot: if rng.random::<f32>() < 0.5 {
+                rng.random_range(0.2..0.45)
+            } else {
+                0.0
+            },
         };
         let id = match (&base, i % 3) {
             (Some(b), 1 | 2) => Identity {
@@ -178,9 +219,17 @@ pub fn bag_visible(id: &Identity, view: u8) -> bool {
 /// The NEXT-template caption of one person image for modality `m` (0 RGB, 1 NIR, 2 TIR), saying
 /// only what that modality can show ("unknown" where it cannot).
 pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
-    let (noun, pron, poss) = if id.female { ("female", "She", "her") } else { ("male", "He", "his") };
+    let (noun, pron, poss) = if id.female {
+        ("female", "She", "her")
+    } else {
+        ("male", "He", "his")
+    };
     let view = VIEWS[shot.view as usize];
-    let light = if shot.night { "nighttime in dim lighting" } else { "daytime in bright lighting" };
+    let light = if shot.night {
+        "nighttime in dim lighting"
+    } else {
+        "daytime in bright lighting"
+    };
     let mut s = match m {
         2 => format!("An adult {noun} seen from the {view}."),
         _ => format!("An adult {noun} seen from the {view} during {light}."),
@@ -189,7 +238,10 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
     let lower = LOWER[id.lower_type];
     let pattern = if id.stripes > 0.0 { "striped " } else { "" };
     let (uc, lc) = match (m, shot.night) {
-        (0, false) => (format!("{} ", PALETTE[id.upper_colour].name), format!("{} ", PALETTE[id.lower_colour].name)),
+        (0, false) => (
+            format!("{} ", PALETTE[id.upper_colour].name),
+            format!("{} ", PALETTE[id.lower_colour].name),
+        ),
         (0, true) => ("dark ".to_string(), "dark ".to_string()),
         (1, _) => (pattern.to_string(), String::new()),
         _ => (String::new(), String::new()),
@@ -205,7 +257,10 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
     let hair = HAIR[id.hair];
     let hair_word = format!("{}{hair}", &hair[..1].to_uppercase());
     let glasses = match (m, shot.view, shot.night) {
-        (1, _, _) | (_, 1, _) | (0, _, true) => format!("it is unknown whether {} wears glasses", pron.to_lowercase()),
+        (1, _, _) | (_, 1, _) | (0, _, true) => format!(
+            "it is unknown whether {} wears glasses",
+            pron.to_lowercase()
+        ),
         _ if id.glasses => format!("{} is wearing glasses", pron.to_lowercase()),
         _ => format!("{} is not wearing glasses", pron.to_lowercase()),
     };
@@ -219,8 +274,17 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         format!(" {pron} is not carrying anything visible.")
     };
     if m == 2 {
-        let warmth = if id.heat > 0.04 { "warm" } else if id.heat < -0.04 { "cool" } else { "mild" };
-        s += &format!(" {} body appears {warmth} against the background.", capitalise(poss));
+        let warmth = if id.heat > 0.04 {
+            "warm"
+        } else if id.heat < -0.04 {
+            "cool"
+        } else {
+            "mild"
+        };
+        s += &format!(
+            " {} body appears {warmth} against the background.",
+            capitalise(poss)
+        );
     }
     let quality = match (m, shot.night, shot.blurry) {
         (0, true, _) => "noisy",
@@ -233,7 +297,9 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
 
 fn capitalise(word: &str) -> String {
     let mut c = word.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// The NEXT-style caption of one vehicle image for modality `m`.
@@ -245,23 +311,47 @@ pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         (0, true) => "dark ".to_string(),
         _ => String::new(),
     };
-    let light = if shot.night { "dim nighttime light" } else { "bright daytime light" };
-    let quality = if m == 0 && shot.night { "noisy" } else if shot.blurry { "blurry" } else { "clear" };
+    let light = if shot.night {
+        "dim nighttime light"
+    } else {
+        "bright daytime light"
+    };
+    let quality = if m == 0 && shot.night {
+        "noisy"
+    } else if shot.blurry {
+        "blurry"
+    } else {
+        "clear"
+    };
     let phrase = format!("{colour}{kind}");
     let mut s = if m == 2 {
-        format!("{} {phrase} viewed from the {view} (image appears {quality}).", capitalise(article(&phrase)))
+        format!(
+            "{} {phrase} viewed from the {view} (image appears {quality}).",
+            capitalise(article(&phrase))
+        )
     } else {
-        format!("{} {phrase} viewed from the {view} in {light} (image appears {quality}).", capitalise(article(&phrase)))
+        format!(
+            "{} {phrase} viewed from the {view} in {light} (image appears {quality}).",
+            capitalise(article(&phrase))
+        )
     };
     s += &format!(" The roof is {}.", ROOFS[id.lower_type]);
-    s += if id.glasses { " Roof rack is present." } else { " Roof rack is not present." };
+    s += if id.glasses {
+        " Roof rack is present."
+    } else {
+        " Roof rack is not present."
+    };
     s += match (id.bag, m) {
         (_, 2) => " Spoiler is unknown.",
         (1, _) => " Spoiler is present.",
         _ => " Spoiler is not present.",
     };
     if m == 2 {
-        s += if id.heat > 0.0 { " The engine area appears hot." } else { " The engine area appears cool." };
+        s += if id.heat > 0.0 {
+            " The engine area appears hot."
+        } else {
+            " The engine area appears cool."
+        };
     }
     s
 }

@@ -9,6 +9,7 @@
 
 pub mod identity;
 pub mod render;
+mod shapes;
 
 use crate::captions::captions_to_json;
 use crate::config::{DatasetConfig, DatasetKind};
@@ -87,13 +88,23 @@ impl SynthConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |reason: String| Err(DataError::Config { path: PathBuf::from("<synth config>"), reason });
+        let bad = |reason: String| {
+            Err(DataError::Config {
+                path: PathBuf::from("<synth config>"),
+                reason,
+            })
+        };
         let [h, w] = self.size();
         if !(16..=1024).contains(&h) || !(16..=1024).contains(&w) {
-            return bad(format!("image_size must be within 16..=1024, got [{h}, {w}]"));
+            return bad(format!(
+                "image_size must be within 16..=1024, got [{h}, {w}]"
+            ));
         }
         if !(1..=9).contains(&self.cameras) {
-            return bad(format!("cameras must be 1..=9 (RGBNT201 names), got {}", self.cameras));
+            return bad(format!(
+                "cameras must be 1..=9 (RGBNT201 names), got {}",
+                self.cameras
+            ));
         }
         if self.train_ids == 0 || self.test_ids == 0 || self.train_ids + self.test_ids > 999_999 {
             return bad("train_ids and test_ids must be positive and fit 6-digit pids".into());
@@ -133,7 +144,8 @@ pub struct SynthSummary {
 impl SynthSummary {
     /// A dataset configuration that loads the written benchmark with its captions.
     pub fn dataset_config(&self) -> DatasetConfig {
-        let mut cfg = DatasetConfig::new(&self.root, DatasetKind::Rgbnt201).with_captions(&self.captions);
+        let mut cfg =
+            DatasetConfig::new(&self.root, DatasetKind::Rgbnt201).with_captions(&self.captions);
         cfg.image_size = Some(self.image_size);
         cfg
     }
@@ -160,30 +172,65 @@ fn plan_shots(cfg: &SynthConfig, ids: &[Identity]) -> Vec<Job> {
                 blurry: rng.random::<f32>() < cfg.blur_ratio,
                 seed: mix_seed(&[seed, 1]),
             };
-            let name = format!("{:06}_cam{}_{}_{:02}.jpg", id.pid, camera + 1, shot.night as u8, j);
-            jobs.push(Job { id_index: k, train: k < cfg.train_ids, name, shot });
+            let name = format!(
+                "{:06}_cam{}_{}_{:02}.jpg",
+                id.pid,
+                camera + 1,
+                shot.night as u8,
+                j
+            );
+            jobs.push(Job {
+                id_index: k,
+                train: k < cfg.train_ids,
+                name,
+                shot,
+            });
         }
     }
     jobs
 }
 
-fn encode_jpeg<I: image::ImageEncoder + Sized>(encoder: I, raw: &[u8], w: u32, h: u32, colour: image::ExtendedColorType) -> std::result::Result<(), image::ImageError> {
+fn encode_jpeg<I: image::ImageEncoder + Sized>(
+    encoder: I,
+    raw: &[u8],
+    w: u32,
+    h: u32,
+    colour: image::ExtendedColorType,
+) -> std::result::Result<(), image::ImageError> {
     encoder.write_image(raw, w, h, colour)
 }
 
 fn write_jpeg_rgb(path: &Path, img: &RgbImage, quality: u8) -> Result<()> {
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
-    encode_jpeg(enc, img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-        .map_err(|e| DataError::CorruptImage { path: path.to_path_buf(), reason: e.to_string() })?;
+    encode_jpeg(
+        enc,
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| DataError::CorruptImage {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     std::fs::write(path, buf).map_err(|e| FileError::new("writing", path, e).into())
 }
 
 fn write_jpeg_grey(path: &Path, img: &GrayImage, quality: u8) -> Result<()> {
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
-    encode_jpeg(enc, img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
-        .map_err(|e| DataError::CorruptImage { path: path.to_path_buf(), reason: e.to_string() })?;
+    encode_jpeg(
+        enc,
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::L8,
+    )
+    .map_err(|e| DataError::CorruptImage {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     std::fs::write(path, buf).map_err(|e| FileError::new("writing", path, e).into())
 }
 
@@ -197,7 +244,11 @@ fn caption(id: &Identity, shot: &Shot, object: SynthObject, m: usize) -> String 
 /// Write the synthetic benchmark under `out_dir`: `train_171/{RGB,NI,TI}`, `test/{RGB,NI,TI}`,
 /// `captions/{train,test}_{RGB,NI,TI}.json` and `contact_sheet.png`. Deterministic from the seed;
 /// rendering runs on the rayon pool and reports to `progress` (one step per triplet).
-pub fn write_synthetic(cfg: &SynthConfig, out_dir: &Path, progress: &mut Progress) -> Result<SynthSummary> {
+pub fn write_synthetic(
+    cfg: &SynthConfig,
+    out_dir: &Path,
+    progress: &mut Progress,
+) -> Result<SynthSummary> {
     cfg.validate()?;
     let size = cfg.size();
     let vehicle = cfg.object == SynthObject::Vehicle;
@@ -219,7 +270,8 @@ pub fn write_synthetic(cfg: &SynthConfig, out_dir: &Path, progress: &mut Progres
             .par_iter()
             .map(|job| {
                 let id = &ids[job.id_index];
-                let (rgb, nir, tir) = render::render_triplet(id, &job.shot, vehicle, size, cfg.seed);
+                let (rgb, nir, tir) =
+                    render::render_triplet(id, &job.shot, vehicle, size, cfg.seed);
                 let dir = split_dir(job.train);
                 write_jpeg_rgb(&dir.join("RGB").join(&job.name), &rgb, cfg.jpeg_quality)?;
                 write_jpeg_grey(&dir.join("NI").join(&job.name), &nir, cfg.jpeg_quality)?;
@@ -248,7 +300,10 @@ pub fn write_synthetic(cfg: &SynthConfig, out_dir: &Path, progress: &mut Progres
     let mut png = Vec::new();
     sheet
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| DataError::CorruptImage { path: sheet_path.clone(), reason: e.to_string() })?;
+        .map_err(|e| DataError::CorruptImage {
+            path: sheet_path.clone(),
+            reason: e.to_string(),
+        })?;
     next_common::write_atomic(&sheet_path, &png)?;
     let train_triplets = jobs.iter().filter(|j| j.train).count();
     Ok(SynthSummary {
@@ -263,17 +318,31 @@ pub fn write_synthetic(cfg: &SynthConfig, out_dir: &Path, progress: &mut Progres
 }
 
 /// A grid of the first identities: one row per identity, shots side by side, each as RGB|NIR|TIR.
-fn contact_sheet(cfg: &SynthConfig, ids: &[Identity], jobs: &[Job], size: [u32; 2], vehicle: bool) -> RgbImage {
+fn contact_sheet(
+    cfg: &SynthConfig,
+    ids: &[Identity],
+    jobs: &[Job],
+    size: [u32; 2],
+    vehicle: bool,
+) -> RgbImage {
     let rows = ids.len().min(9);
     let shots = cfg.images_per_id.min(4);
     let [h, w] = size;
     let gap = 2u32;
     let cell_w = 3 * w + 2 * gap + 6;
-    let mut sheet = RgbImage::from_pixel(shots as u32 * cell_w, rows as u32 * (h + gap), image::Rgb([255, 255, 255]));
-    for r in 0..rows {
-        let row_jobs: Vec<&Job> = jobs.iter().filter(|j| j.id_index == r).take(shots).collect();
+    let mut sheet = RgbImage::from_pixel(
+        shots as u32 * cell_w,
+        rows as u32 * (h + gap),
+        image::Rgb([255, 255, 255]),
+    );
+    for (r, id) in ids.iter().enumerate().take(rows) {
+        let row_jobs: Vec<&Job> = jobs
+            .iter()
+            .filter(|j| j.id_index == r)
+            .take(shots)
+            .collect();
         for (s, job) in row_jobs.iter().enumerate() {
-            let (rgb, nir, tir) = render::render_triplet(&ids[r], &job.shot, vehicle, size, cfg.seed);
+            let (rgb, nir, tir) = render::render_triplet(id, &job.shot, vehicle, size, cfg.seed);
             let x0 = s as u32 * cell_w;
             let y0 = r as u32 * (h + gap);
             image::imageops::replace(&mut sheet, &rgb, x0 as i64, y0 as i64);

@@ -6,21 +6,29 @@ use std::path::{Path, PathBuf};
 
 /// The NEXT caption files shipped with the repository.
 pub fn captions_dir(dataset: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/next-captions").join(dataset)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/next-captions")
+        .join(dataset)
 }
 
 /// Item names of one caption file.
 pub fn caption_items(dataset: &str, file: &str) -> Vec<String> {
     let text = std::fs::read_to_string(captions_dir(dataset).join(file)).unwrap();
     let list: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-    list.iter().map(|v| v["item"].as_str().unwrap().to_string()).collect()
+    list.iter()
+        .map(|v| v["item"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Bytes of a tiny JPEG (`w` x `h`, one grey level).
 pub fn tiny_jpeg(w: u32, h: u32, level: u8) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(w, h, image::Rgb([level, level / 2, 255 - level]));
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
     out
 }
 

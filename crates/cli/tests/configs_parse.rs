@@ -1,0 +1,75 @@
+//! Every configuration in configs/ parses, and the dataset configs carry the reference recipe.
+
+use next_cli::config::RunConfig;
+use std::path::Path;
+
+fn configs_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs"))
+}
+
+#[test]
+fn every_config_file_parses_and_validates() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            RunConfig::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    for expected in [
+        "ablation_a",
+        "ablation_b",
+        "ablation_c",
+        "ablation_d",
+        "market_mm",
+        "msvr310",
+        "rgbnt100",
+        "rgbnt201",
+        "synthetic",
+        "wmveid863",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "configs/{expected}.toml missing: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn dataset_configs_follow_the_reference_recipe() {
+    let load = |name: &str| {
+        RunConfig::load(Some(&configs_dir().join(format!("{name}.toml"))), &[]).unwrap()
+    };
+    let rgbnt201 = load("rgbnt201");
+    assert_eq!(
+        (rgbnt201.loader.batch_size, rgbnt201.loader.instances_per_id),
+        (64, 8)
+    );
+    assert_eq!(
+        (rgbnt201.solver.epochs, rgbnt201.solver.warmup_epochs),
+        (50, 10)
+    );
+    assert_eq!(
+        (rgbnt201.solver.base_lr, rgbnt201.solver.clip_lr),
+        (3.5e-4, 5e-6)
+    );
+    assert_eq!(rgbnt201.data.size(), [256, 128]);
+    let rgbnt100 = load("rgbnt100");
+    assert_eq!(
+        (rgbnt100.loader.batch_size, rgbnt100.loader.instances_per_id),
+        (128, 16)
+    );
+    assert_eq!(
+        (rgbnt100.solver.epochs, rgbnt100.solver.warmup_epochs),
+        (30, 5)
+    );
+    assert_eq!(load("msvr310").data.size(), [128, 256]);
+    let modes: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|r| load(&format!("ablation_{r}")).model.mgfa.mode)
+        .collect();
+    let distinct: std::collections::HashSet<_> = modes.iter().map(|m| format!("{m:?}")).collect();
+    assert_eq!(distinct.len(), 4, "{modes:?}");
+}
