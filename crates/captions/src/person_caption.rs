@@ -442,7 +442,7 @@ fn split_footwear(phrase: &str) -> (&str, &str) {
     let words: Vec<&str> = phrase.split(' ').collect();
     if words.len().is_multiple_of(2) && words.len() >= 2 {
         let half = phrase.len() / 2;
-        if phrase.is_char_boundary(half) && phrase[..half] == phrase[half + 1..] {
+        if phrase.as_bytes()[half] == b' ' && phrase[..half] == phrase[half + 1..] {
             return (&phrase[..half], &phrase[half + 1..]);
         }
     }
@@ -534,6 +534,16 @@ mod tests {
             text
         );
         assert!(parse_person_caption("A side view of a person.").is_none());
+        let odd = "An adult seen. She is wearing a coat with jeans, paired with é é. The image appears clear.";
+        let parsed = parse_person_caption(odd).unwrap();
+        assert_eq!(
+            compose_person_styled(&parsed.attributes, &parsed.style),
+            odd
+        );
+        assert!(parse_person_caption(
+            "An adult seen. She is wearing a coat with jeans, paired with éé ab."
+        )
+        .is_some());
         assert!(parse_person_caption("").is_none());
     }
 }

@@ -161,7 +161,15 @@ pub fn write_expert_masks<B: Backend>(
     let Some(tmse) = &model.tmse else {
         return Ok(None);
     };
-    let records: Vec<TripletRecord> = dataset.query.iter().take(samples).cloned().collect();
+    // One sample per identity, so that the rows show different people.
+    let mut seen = std::collections::HashSet::new();
+    let records: Vec<TripletRecord> = dataset
+        .query
+        .iter()
+        .filter(|r| seen.insert(r.pid))
+        .take(samples)
+        .cloned()
+        .collect();
     if records.is_empty() {
         return Ok(None);
     }

@@ -226,6 +226,25 @@ impl DatasetConfig {
         Ok(cfg)
     }
 
+    /// Read a TOML configuration file; relative `root` and `captions` paths are taken relative
+    /// to the file's folder.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let bytes = next_common::read_file(path)?;
+        let text = String::from_utf8(bytes).map_err(|_| DataError::Config {
+            path: path.to_path_buf(),
+            reason: "expected UTF-8 TOML text".into(),
+        })?;
+        let mut cfg = Self::from_toml_str(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.root.is_relative() {
+            cfg.root = base.join(&cfg.root);
+        }
+        if let Some(c) = cfg.captions.as_mut().filter(|c| c.is_relative()) {
+            *c = base.join(&*c);
+        }
+        Ok(cfg)
+    }
+
     /// Check value ranges; `origin` names the file in errors.
     pub fn validate(&self, origin: &Path) -> Result<()> {
         let [h, w] = self.size();

@@ -42,6 +42,14 @@ impl Default for LoaderConfig {
     }
 }
 
+impl LoaderConfig {
+    /// A PK sampler over the labels of `records` with this batch size, K and seed.
+    pub fn sampler(&self, records: &[TripletRecord]) -> Result<crate::sampler::PkSampler> {
+        let labels: Vec<i64> = records.iter().map(|r| r.label).collect();
+        crate::sampler::PkSampler::new(&labels, self.batch_size, self.instances_per_id, self.seed)
+    }
+}
+
 /// One batch on the host: transformed pixels and ids, before conversion to tensors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostBatch {

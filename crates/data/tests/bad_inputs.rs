@@ -299,4 +299,21 @@ fn config_files_are_strict_and_errors_name_the_file() {
         err.contains("/configs/data.toml") && err.contains("image_size"),
         "{err}"
     );
+    // From a file: relative paths are resolved against the file's folder; errors name the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.toml");
+    std::fs::write(
+        &file,
+        "root = \"RGBNT201\"\nkind = \"rgbnt201\"\ncaptions = \"text\"\n",
+    )
+    .unwrap();
+    let cfg = DatasetConfig::from_toml_file(&file).unwrap();
+    assert_eq!(
+        (cfg.root, cfg.captions),
+        (dir.path().join("RGBNT201"), Some(dir.path().join("text")))
+    );
+    let err = DatasetConfig::from_toml_file(&dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("absent.toml"), "{err}");
 }

@@ -4,7 +4,7 @@ use burn::backend::Flex;
 use next_common::Progress;
 use next_data::synth::{write_synthetic, SynthConfig, SynthObject};
 use next_data::transform::TransformConfig;
-use next_data::{eval_stream, load_dataset, train_stream, PkSampler, SamplerState};
+use next_data::{eval_stream, load_dataset, train_stream, LoaderConfig, PkSampler, SamplerState};
 use std::collections::BTreeSet;
 
 fn small(seed: u64, object: SynthObject) -> SynthConfig {
@@ -98,6 +98,18 @@ fn synthetic_benchmark_is_deterministic_and_loads_with_the_real_reader() {
             );
         }
         assert!(!tir.contains("lighting"));
+        for text in [rgb, nir, tir] {
+            assert!(
+                ["Short", "Medium", "Long"]
+                    .iter()
+                    .any(|h| text.contains(&format!(". {h} straight hair"))),
+                "{text}"
+            );
+            assert!(
+                !text.contains(" a shorts") && !text.contains(" a trousers"),
+                "{text}"
+            );
+        }
         let night = r.key.split('_').nth(2) == Some("1");
         assert_eq!(rgb.contains("nighttime"), night, "{rgb}");
         if night {
@@ -145,6 +157,18 @@ fn vehicle_benchmark_is_wide_and_bad_settings_are_rejected() {
     let img = next_data::transform::load_triplet(&ds.train[0].images).unwrap();
     assert_eq!(img[0].dimensions(), (128, 64));
     assert!(ds.train[0].captions[0].contains("viewed from the"));
+    // Writing into a folder that already holds a dataset is refused, naming the folder.
+    let err = write_synthetic(
+        &small(9, SynthObject::Vehicle),
+        dir.path(),
+        &mut Progress::hidden(36),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("train_171/RGB") && err.contains("already holds images"),
+        "{err}"
+    );
     let bad = SynthConfig {
         cameras: 12,
         ..SynthConfig::default()
@@ -163,8 +187,18 @@ fn train_and_eval_streams_give_tensors_in_order_and_deterministically() {
     .unwrap();
     let ds = load_dataset(&summary.dataset_config()).unwrap();
     let tf = TransformConfig::from_dataset(&ds.config);
+    let loader = LoaderConfig {
+        batch_size: 8,
+        instances_per_id: 4,
+        seed: 11,
+        ..LoaderConfig::default()
+    };
+    let sampler = loader.sampler(&ds.train).unwrap();
     let labels: Vec<i64> = ds.train.iter().map(|r| r.label).collect();
-    let sampler = PkSampler::new(&labels, 8, 4, 11).unwrap();
+    assert_eq!(
+        sampler.epoch_batches(2),
+        PkSampler::new(&labels, 8, 4, 11).unwrap().epoch_batches(2)
+    );
     let state = SamplerState {
         seed: 11,
         epoch: 2,

@@ -191,7 +191,7 @@ impl<'a> Engine<'a> {
         columns: Columns<'_>,
         adjust: Option<&dyn RowAdjust>,
         scratch: &'s mut TileScratch,
-    ) -> &'s [f32] {
+    ) -> &'s mut [f32] {
         let dim = self.query.dim;
         let len = columns.len();
         debug_assert!(len <= GALLERY_TILE);
@@ -249,7 +249,7 @@ impl<'a> Engine<'a> {
                 adjust.adjust(q, columns, row);
             }
         }
-        &scratch.out
+        &mut scratch.out
     }
 
     /// Turn the dot products of query `q` into distances (`gallery_norms`: squared norms, or

@@ -166,11 +166,58 @@ impl<'m> Exclusions<'m> {
     }
 }
 
-/// Per-query working state: positives sorted by (distance, index) and the excluded entries.
+/// Per-query working state: positives sorted by (distance, index), the excluded entries, and a
+/// lookup table over the positives' distance range that makes finding a negative's bucket O(1).
 struct QueryPlan {
     query: usize,
     positives: Vec<(f32, usize)>,
     special: Vec<usize>,
+    lookup: Vec<u32>,
+    lookup_low: f32,
+    lookup_scale: f32,
+}
+
+/// Cells of the per-query lookup table.
+const LOOKUP_CELLS: usize = 512;
+
+/// Whether positive `(pd, pj)` ranks before the entry `(d, j)`.
+#[inline]
+fn positive_before((pd, pj): (f32, usize), d: f32, j: usize) -> bool {
+    pd < d || (pd == d && pj < j)
+}
+
+impl QueryPlan {
+    /// Build the plan and its lookup table (`lookup[c]`: positives below the start of cell `c`).
+    fn new(query: usize, positives: Vec<(f32, usize)>, special: Vec<usize>) -> Self {
+        let (low, high) = match (positives.first(), positives.last()) {
+            (Some(a), Some(b)) => (a.0, b.0),
+            _ => (0.0, 0.0),
+        };
+        let width = (high - low) / LOOKUP_CELLS as f32;
+        let scale = if width > 0.0 && width.is_finite() { 1.0 / width } else { 0.0 };
+        let lookup = (0..=LOOKUP_CELLS)
+            .map(|c| {
+                let edge = low + c as f32 * width;
+                positives.partition_point(|&(pd, _)| pd < edge) as u32
+            })
+            .collect();
+        Self { query, positives, special, lookup, lookup_low: low, lookup_scale: scale }
+    }
+
+    /// Number of positives ranked before the entry `(d, j)`.
+    #[inline]
+    fn bucket(&self, d: f32, j: usize) -> usize {
+        let cell = ((d - self.lookup_low) * self.lookup_scale).clamp(0.0, LOOKUP_CELLS as f32);
+        // The table is only a starting point: rounding may put it one step off either way.
+        let mut b = self.lookup[cell as usize] as usize;
+        while b > 0 && !positive_before(self.positives[b - 1], d, j) {
+            b -= 1;
+        }
+        while b < self.positives.len() && positive_before(self.positives[b], d, j) {
+            b += 1;
+        }
+        b
+    }
 }
 
 /// Shared evaluation loop (also used by re-ranking through `adjust`). Must run inside the pool.
@@ -258,11 +305,7 @@ fn plan_tile(
         .map(|(((positives, special), d), &query)| {
             let mut positives: Vec<(f32, usize)> = d.into_iter().zip(positives).collect();
             positives.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            QueryPlan {
-                query,
-                positives,
-                special,
-            }
+            QueryPlan::new(query, positives, special)
         })
         .collect()
 }
@@ -291,20 +334,22 @@ fn count_closer_negatives(
             let Some(&(worst_d, worst_j)) = plan.positives.last() else {
                 continue;
             };
-            let row = &out[r * GALLERY_TILE..r * GALLERY_TILE + len];
+            let row = &mut out[r * GALLERY_TILE..r * GALLERY_TILE + len];
+            // Positives and junk in this tile become NaN, which never passes the test below.
+            let from = plan.special.partition_point(|&j| j < first);
+            for &j in plan.special[from..].iter().take_while(|&&j| j < first + len) {
+                row[j - first] = f32::NAN;
+            }
             for (c, &d) in row.iter().enumerate() {
-                // NaN never passes; most negatives rank after the hardest positive and stop here.
+                // Most negatives rank after the hardest positive and stop here.
                 if d.is_nan() || d > worst_d {
                     continue;
                 }
                 let j = first + c;
-                if (d == worst_d && j > worst_j) || plan.special.binary_search(&j).is_ok() {
+                if d == worst_d && j > worst_j {
                     continue;
                 }
-                let bucket = plan
-                    .positives
-                    .partition_point(|&(pd, pj)| pd < d || (pd == d && pj < j));
-                counts[r][bucket] += 1;
+                counts[r][plan.bucket(d, j)] += 1;
             }
         }
     });

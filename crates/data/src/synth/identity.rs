@@ -248,14 +248,18 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
     };
     let upper_phrase = format!("{uc}{upper}");
     let lower_phrase = format!("{lc}{lower}");
+    // Trousers and shorts are plural: no article.
+    let lower_article = if id.lower_type == 2 {
+        format!("{} ", article(&lower_phrase))
+    } else {
+        String::new()
+    };
     s += &format!(
-        " {pron} is wearing {} {upper_phrase} with {} {lower_phrase}, paired with casual {}.",
+        " {pron} is wearing {} {upper_phrase} with {lower_article}{lower_phrase}, paired with casual {}.",
         article(&upper_phrase),
-        article(&lower_phrase),
         SHOES[id.shoes]
     );
-    let hair = HAIR[id.hair];
-    let hair_word = format!("{}{hair}", &hair[..1].to_uppercase());
+    let hair_word = capitalise(HAIR[id.hair]);
     let glasses = match (m, shot.view, shot.night) {
         (1, _, _) | (_, 1, _) | (0, _, true) => format!(
             "it is unknown whether {} wears glasses",

@@ -256,6 +256,19 @@ pub fn write_synthetic(
     let jobs = plan_shots(cfg, &ids);
     let split_dir = |train: bool| out_dir.join(if train { "train_171" } else { "test" });
     for train in [true, false] {
+        let rgb = split_dir(train).join("RGB");
+        let occupied = std::fs::read_dir(&rgb)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if occupied {
+            return Err(DataError::Config {
+                path: rgb,
+                reason: "already holds images; remove the folder or choose another output folder"
+                    .into(),
+            });
+        }
+    }
+    for train in [true, false] {
         for tag in ["RGB", "NI", "TI"] {
             let d = split_dir(train).join(tag);
             std::fs::create_dir_all(&d).map_err(|e| FileError::new("creating folder", &d, e))?;
