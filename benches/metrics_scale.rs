@@ -124,7 +124,10 @@ fn dataset(
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<f64> = after_name.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let fields: Vec<f64> = after_name
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
     // After the name: state is field 0 (not numeric, skipped), utime and stime are fields 11, 12.
     match (fields.get(10), fields.get(11)) {
         (Some(u), Some(s)) => (u + s) / 100.0,

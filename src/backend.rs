@@ -26,11 +26,12 @@ pub type CudaTrain = burn::backend::Autodiff<Cuda>;
 
 /// Names of the backends compiled into this build, in preference order for training.
 pub fn compiled_backends() -> Vec<&'static str> {
-    let mut names = Vec::new();
-    #[cfg(feature = "cuda")]
-    names.push("cuda");
-    #[cfg(feature = "wgpu")]
-    names.push("wgpu");
-    names.push("flex");
-    names
+    [
+        (cfg!(feature = "cuda"), "cuda"),
+        (cfg!(feature = "wgpu"), "wgpu"),
+        (true, "flex"),
+    ]
+    .into_iter()
+    .filter_map(|(compiled, name)| compiled.then_some(name))
+    .collect()
 }

@@ -194,14 +194,25 @@ impl QueryPlan {
             _ => (0.0, 0.0),
         };
         let width = (high - low) / LOOKUP_CELLS as f32;
-        let scale = if width > 0.0 && width.is_finite() { 1.0 / width } else { 0.0 };
+        let scale = if width > 0.0 && width.is_finite() {
+            1.0 / width
+        } else {
+            0.0
+        };
         let lookup = (0..=LOOKUP_CELLS)
             .map(|c| {
                 let edge = low + c as f32 * width;
                 positives.partition_point(|&(pd, _)| pd < edge) as u32
             })
             .collect();
-        Self { query, positives, special, lookup, lookup_low: low, lookup_scale: scale }
+        Self {
+            query,
+            positives,
+            special,
+            lookup,
+            lookup_low: low,
+            lookup_scale: scale,
+        }
     }
 
     /// Number of positives ranked before the entry `(d, j)`.
@@ -337,7 +348,10 @@ fn count_closer_negatives(
             let row = &mut out[r * GALLERY_TILE..r * GALLERY_TILE + len];
             // Positives and junk in this tile become NaN, which never passes the test below.
             let from = plan.special.partition_point(|&j| j < first);
-            for &j in plan.special[from..].iter().take_while(|&&j| j < first + len) {
+            for &j in plan.special[from..]
+                .iter()
+                .take_while(|&&j| j < first + len)
+            {
                 row[j - first] = f32::NAN;
             }
             for (c, &d) in row.iter().enumerate() {

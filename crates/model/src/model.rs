@@ -296,6 +296,17 @@ impl<B: Backend> NextModel<B> {
         text: Option<Tensor<B, 4>>,
     ) -> Result<NextOutput<B>, ModelError> {
         let (class_tokens, patches) = self.encode_images(images, camera_ids)?;
+        self.forward_tokens(class_tokens, patches, text)
+    }
+
+    /// Everything after the CLIP encoders: experts, aggregation and neck on the class tokens
+    /// `[B, 3, D]`, patch tokens `[B, 3, N, D]` and optional text features `[B, K, 3, D]`.
+    pub fn forward_tokens(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        patches: Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+    ) -> Result<NextOutput<B>, ModelError> {
         let semantic = match &self.tmse {
             Some(tmse) => Some(tmse.forward(class_tokens.clone(), patches.clone(), text)?),
             None => None,
