@@ -21,7 +21,11 @@ pub struct FileError {
 impl FileError {
     /// Wrap an I/O error with the action and the file it concerns.
     pub fn new(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Self { action, path: path.into(), source }
+        Self {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -40,7 +44,10 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), FileErro
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(|e| FileError::new("creating folder for", path, e))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
@@ -69,7 +76,10 @@ mod tests {
         write_atomic(&target, b"first").unwrap();
         write_atomic(&target, b"second").unwrap();
         assert_eq!(read_file(&target).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -77,6 +87,9 @@ mod tests {
     #[test]
     fn read_error_names_the_file() {
         let err = read_file("/definitely/not/here.bin").unwrap_err();
-        assert!(err.to_string().contains("/definitely/not/here.bin"), "{err}");
+        assert!(
+            err.to_string().contains("/definitely/not/here.bin"),
+            "{err}"
+        );
     }
 }

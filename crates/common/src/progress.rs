@@ -23,9 +23,8 @@ impl Progress {
         let label = label.into();
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let template = format!(
-                "{{msg:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}"
-            );
+            let template =
+                format!("{{msg:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}");
             if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style.progress_chars("=> "));
             }
@@ -35,7 +34,16 @@ impl Progress {
             None
         };
         let now = Instant::now();
-        Self { bar, label, total, done: 0, unit, started: now, last_line: now, quiet: false }
+        Self {
+            bar,
+            label,
+            total,
+            done: 0,
+            unit,
+            started: now,
+            last_line: now,
+            quiet: false,
+        }
     }
 
     /// A reporter that prints nothing (library use, tests).
@@ -75,7 +83,11 @@ impl Progress {
     pub fn line(&self) -> String {
         let rate = self.rate();
         let left = self.total.saturating_sub(self.done) as f64;
-        let eta = if rate > 0.0 { left / rate } else { f64::INFINITY };
+        let eta = if rate > 0.0 {
+            left / rate
+        } else {
+            f64::INFINITY
+        };
         format!(
             "{} {}/{} {} ({:.1} {}/s, ETA {:.0}s)",
             self.label, self.done, self.total, self.unit, rate, self.unit, eta
