@@ -13,6 +13,7 @@ pub mod params;
 pub mod plot;
 pub mod report;
 pub mod schedule;
+pub mod text_cache;
 pub mod trainer;
 
 use std::path::PathBuf;

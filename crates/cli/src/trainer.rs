@@ -8,6 +8,7 @@ use crate::evaluate::{batch_captions, evaluate_model, EvalSettings, ModalityMask
 use crate::logs::{truncate_after, JsonLines};
 use crate::params::GroupIds;
 use crate::schedule::WarmupCosine;
+use crate::text_cache::TextFeatureCache;
 use crate::RunError;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
@@ -272,6 +273,7 @@ pub fn train<B: AutodiffBackend>(
     let schedule = WarmupCosine::from_solver(s);
     let transform = TransformConfig::from_dataset(&dataset.config);
     let use_text = model.config.uses_text();
+    let mut text_cache = TextFeatureCache::new();
     for epoch in state.epochs_done..s.epochs {
         let factor = schedule.factor(epoch);
         let sampler_state = sampler.state_at(epoch as u64);
@@ -317,12 +319,24 @@ pub fn train<B: AutodiffBackend>(
             let mut sentences =
                 model.sentence_sampler(mix_seed(&[s.seed, epoch as u64, step as u64, 0x5E7]));
             let captions = use_text.then(|| batch_captions(&batch.captions, ModalityMask::FULL));
-            let input = NextInput {
-                images: batch.images,
-                camera_ids: Some(batch.camids),
-                captions,
+            // The text encoder is frozen: cached features per sampled caption are exact.
+            let cached = match &captions {
+                Some(c) => text_cache.training_features(&model, c, &mut sentences, device)?,
+                None => None,
             };
-            let output = model.forward_train(input, &mut sentences)?;
+            let output = match cached {
+                Some(text) => {
+                    model.forward_with_text(batch.images, Some(batch.camids), Some(text))?
+                }
+                None => {
+                    let input = NextInput {
+                        images: batch.images,
+                        camera_ids: Some(batch.camids),
+                        captions,
+                    };
+                    model.forward_train(input, &mut sentences)?
+                }
+            };
             let loss = model.loss(&output, batch.pids.clone());
             let total: f64 = loss.total.clone().into_scalar().elem();
             if !total.is_finite() {
