@@ -2,13 +2,14 @@
 //! missing-modality settings (the missing modality's normalised image is replaced by zeros and its
 //! caption dropped, at test time only).
 
+use crate::text_cache::TextFeatureCache;
 use crate::RunError;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use next_reid::common::Progress;
 use next_reid::data::{eval_stream, Dataset, TransformConfig, TripletRecord};
 use next_reid::metrics::{evaluate, EvalConfig, EvalProtocol, EvalReport, Features, SampleMeta};
-use next_reid::model::{NextInput, NextModel, SampleCaptions};
+use next_reid::model::{l2_normalize, FeatureStage, NextInput, NextModel, SampleCaptions};
 use serde::{Deserialize, Serialize};
 
 /// Which modalities are present in an evaluation setting.
@@ -89,6 +90,31 @@ pub fn extract<B: Backend>(
     label: &str,
     device: &B::Device,
 ) -> Result<Extracted, RunError> {
+    extract_cached(
+        model,
+        records,
+        transform,
+        settings,
+        mask,
+        label,
+        &mut TextFeatureCache::new(),
+        device,
+    )
+}
+
+/// [`extract`] with caption features taken from (and added to) `cache`, which must belong to
+/// `model`'s frozen text encoder.
+#[allow(clippy::too_many_arguments)]
+fn extract_cached<B: Backend>(
+    model: &NextModel<B>,
+    records: &[TripletRecord],
+    transform: TransformConfig,
+    settings: &EvalSettings,
+    mask: ModalityMask,
+    label: &str,
+    cache: &mut TextFeatureCache,
+    device: &B::Device,
+) -> Result<Extracted, RunError> {
     let mut stream = eval_stream(records, transform, settings.batch_size, settings.workers, 2)?;
     let mut progress = if label.is_empty() {
         Progress::hidden(records.len() as u64)
@@ -111,13 +137,28 @@ pub fn extract<B: Backend>(
                 Tensor::zeros(images[m].dims(), device)
             }
         });
-        let captions = use_text.then(|| batch_captions(&batch.captions, mask));
-        let input = NextInput {
-            images,
-            camera_ids: Some(batch.camids.clone()),
-            captions,
+        let feats = if use_text {
+            // Same as `forward_inference`: each caption encoded whole, shared by the experts.
+            let texts: Vec<Option<String>> = batch_captions(&batch.captions, mask)
+                .into_iter()
+                .flatten()
+                .collect();
+            let text = cache
+                .features(model, &texts, device)?
+                .reshape([n, 1, 3, model.dim()]);
+            let out = model.forward_with_text(images, Some(batch.camids.clone()), Some(text))?;
+            l2_normalize(match model.config.feature {
+                FeatureStage::PreBn => out.feature,
+                FeatureStage::PostBn => out.bn_feature,
+            })
+        } else {
+            let input = NextInput {
+                images,
+                camera_ids: Some(batch.camids.clone()),
+                captions: None,
+            };
+            model.forward_inference(input)?
         };
-        let feats = model.forward_inference(input)?;
         dim = feats.dims()[1];
         let data = feats.into_data().convert::<f32>();
         rows.extend(
@@ -207,6 +248,18 @@ pub fn extract_query_gallery<B: Backend>(
     mask: ModalityMask,
     device: &B::Device,
 ) -> Result<(Extracted, Extracted), RunError> {
+    let mut cache = TextFeatureCache::new();
+    extract_query_gallery_cached(model, dataset, settings, mask, &mut cache, device)
+}
+
+fn extract_query_gallery_cached<B: Backend>(
+    model: &NextModel<B>,
+    dataset: &Dataset,
+    settings: &EvalSettings,
+    mask: ModalityMask,
+    cache: &mut TextFeatureCache,
+    device: &B::Device,
+) -> Result<(Extracted, Extracted), RunError> {
     let transform = TransformConfig::from_dataset(&dataset.config);
     let label = |s: &str| {
         if settings.verbose {
@@ -215,25 +268,27 @@ pub fn extract_query_gallery<B: Backend>(
             String::new()
         }
     };
-    let query = extract(
+    let query = extract_cached(
         model,
         &dataset.query,
         transform,
         settings,
         mask,
         &label("query"),
+        cache,
         device,
     )?;
     let gallery = if query_is_gallery(dataset) {
         query.clone()
     } else {
-        extract(
+        extract_cached(
             model,
             &dataset.gallery,
             transform,
             settings,
             mask,
             &label("gallery"),
+            cache,
             device,
         )?
     };
@@ -250,8 +305,15 @@ pub fn evaluate_model<B: Backend>(
     device: &B::Device,
 ) -> Result<(Vec<SettingResult>, Extracted, Extracted, EvalReport), RunError> {
     let cfg = eval_config(dataset, settings.max_rank);
-    let (query, gallery) =
-        extract_query_gallery(model, dataset, settings, ModalityMask::FULL, device)?;
+    let mut cache = TextFeatureCache::new();
+    let (query, gallery) = extract_query_gallery_cached(
+        model,
+        dataset,
+        settings,
+        ModalityMask::FULL,
+        &mut cache,
+        device,
+    )?;
     let report = evaluate(
         &query.features,
         &gallery.features,
@@ -266,7 +328,8 @@ pub fn evaluate_model<B: Backend>(
                 verbose: false,
                 ..*settings
             };
-            let (q, g) = extract_query_gallery(model, dataset, &quiet, mask, device)?;
+            let (q, g) =
+                extract_query_gallery_cached(model, dataset, &quiet, mask, &mut cache, device)?;
             let r = evaluate(&q.features, &g.features, &q.meta, &g.meta, &cfg)?;
             results.push(SettingResult::from_report(name, &r));
         }

@@ -105,3 +105,78 @@ impl TextFeatureCache {
         Ok(Some(table.reshape([captions.len(), k_s, 3, model.dim()])))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use next_reid::model::{NextConfig, NextInput};
+
+    type B = Flex;
+
+    fn captions() -> Vec<SampleCaptions> {
+        let c = |s: &str| Some(s.to_string());
+        vec![
+            [
+                c("A man in a red coat. He carries a bag. Grey trousers."),
+                c("A man. Striped top."),
+                None,
+            ],
+            [
+                c("A woman in green. White shoes."),
+                c("A man in a red coat. He carries a bag. Grey trousers."),
+                c("  "),
+            ],
+        ]
+    }
+
+    #[test]
+    fn cached_training_features_match_forward_train_and_encode_each_text_once() {
+        let device = Default::default();
+        let mut config = NextConfig::tiny(3);
+        config.num_cameras = 0;
+        config.text = TextMode::Optional;
+        let model = config.init::<B>(&device).unwrap();
+        let images = || [0, 1, 2].map(|_| Tensor::<B, 4>::ones([2, 3, 32, 16], &device));
+        let reference = model
+            .forward_train(
+                NextInput {
+                    images: images(),
+                    camera_ids: None,
+                    captions: Some(captions()),
+                },
+                &mut model.sentence_sampler(7),
+            )
+            .unwrap();
+        let mut cache = TextFeatureCache::new();
+        let mut sampler = model.sentence_sampler(7);
+        let text = cache
+            .training_features(&model, &captions(), &mut sampler, &device)
+            .unwrap()
+            .expect("semantic experts use text");
+        let cached = model.forward_with_text(images(), None, Some(text)).unwrap();
+        let diff: f32 = (reference.feature - cached.feature)
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(diff < 1e-5, "cached features differ by {diff}");
+        let (encoded, looked_up) = cache.stats();
+        assert_eq!(looked_up, 2 * 3 * 3);
+        assert!(
+            encoded > 0 && encoded < looked_up,
+            "{encoded} of {looked_up}"
+        );
+        // A second lookup of the same texts encodes nothing new.
+        let texts: Vec<Option<String>> = captions().into_iter().flatten().collect();
+        let before = cache.stats().0;
+        let first = cache.features(&model, &texts, &device).unwrap();
+        let after_first = cache.stats().0;
+        assert!(
+            after_first <= before + 4,
+            "at most four distinct whole captions"
+        );
+        let again = cache.features(&model, &texts, &device).unwrap();
+        assert_eq!(cache.stats().0, after_first);
+        assert_eq!(first.into_data(), again.into_data());
+    }
+}
