@@ -463,23 +463,9 @@ fn cmd_info<B: AutodiffBackend>(a: &ConfigArgs) -> Result<(), RunError> {
     let [h, w] = cfg.data.size();
     let cost = next_reid::model::cost_report(&cfg.model, &clip, h as usize, w as usize)?;
     println!(
-        "model ({} x {}, aggregation {:?}): {:.1} M learnable parameters, {:.2} G multiply-adds per triplet (text {:.2} G)",
-        h,
-        w,
-        cfg.model.mgfa.mode,
-        cost.learnable_params() as f64 / 1e6,
-        cost.macs() as f64 / 1e9,
-        cost.text_macs() as f64 / 1e9
+        "model ({h} x {w}, aggregation {:?}):\n{cost}",
+        cfg.model.mgfa.mode
     );
-    for row in &cost.rows {
-        println!(
-            "  {:<24} {:>10.2} M params {:>10.2} M frozen {:>10.3} G MACs",
-            row.name,
-            row.learnable_params as f64 / 1e6,
-            row.frozen_params as f64 / 1e6,
-            row.macs as f64 / 1e9
-        );
-    }
     Ok(())
 }
 
