@@ -43,9 +43,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint (all modalities and the six missing-modality settings).
     Eval(EvalArgs),
-    /// Extract query / gallery features to a safetensors file (with a `.keys.json` of sample ids).
+    /// Extract query / gallery (or `--images-dir`) features to safetensors or npy, with a `.keys.json`.
     Embed(EmbedArgs),
-    /// Rank the gallery for query samples: printed and drawn as a rank-list PNG.
+    /// Rank the gallery for dataset queries or image triplets: printed and drawn as a rank-list PNG.
     Search(SearchArgs),
     /// Write the synthetic tri-spectral benchmark.
     Synth(SynthArgs),
@@ -122,9 +122,27 @@ pub struct EmbedArgs {
     /// Overrides on the checkpoint's config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Output safetensors file.
+    /// Output file (safetensors; with `--format npy`, `<out>.npy` is written).
     #[arg(long)]
     pub out: PathBuf,
+    /// Output format of the features.
+    #[arg(long, value_enum, default_value_t = EmbedFormat::Safetensors)]
+    pub format: EmbedFormat,
+    /// Embed every triplet of a folder with `RGB/ NI/ TI/` subfolders instead of the dataset.
+    #[arg(long)]
+    pub images_dir: Option<PathBuf>,
+    /// Camera id (0-based) given to the model for `--images-dir` triplets.
+    #[arg(long, default_value_t = 0)]
+    pub camera: i64,
+}
+
+/// Feature file format of `next embed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedFormat {
+    /// Metrics feature file (query and gallery) plus `.keys.json`.
+    Safetensors,
+    /// NumPy float32 `[N, D]` (`<out>.npy`) plus `<out>.keys.json`.
+    Npy,
 }
 
 /// `next search`.
@@ -145,6 +163,21 @@ pub struct SearchArgs {
     /// Rank-list picture.
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// Query RGB image (with --nir / --tir; a missing modality is zero-filled).
+    #[arg(long)]
+    pub rgb: Option<PathBuf>,
+    /// Query near-infrared image.
+    #[arg(long)]
+    pub nir: Option<PathBuf>,
+    /// Query thermal-infrared image.
+    #[arg(long)]
+    pub tir: Option<PathBuf>,
+    /// Folder with `RGB/ NI/ TI/` subfolders paired by file name: every triplet is a query.
+    #[arg(long)]
+    pub query_dir: Option<PathBuf>,
+    /// Camera id (0-based) given to the model for image queries (--rgb/--nir/--tir, --query-dir).
+    #[arg(long, default_value_t = 0)]
+    pub camera: i64,
 }
 
 /// `next synth`.
@@ -327,20 +360,40 @@ pub fn write_features(
 
 fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunError> {
     let (cfg, dataset, model) = open_checkpoint::<B>(&a.checkpoint, &a.overrides, device)?;
-    let (query, gallery) = crate::evaluate::extract_query_gallery(
-        &model,
-        &dataset,
-        &EvalSettings::from_config(&cfg, true),
-        crate::evaluate::ModalityMask::FULL,
-        device,
-    )?;
-    let keys = write_features(&a.out, &query, &gallery)?;
+    let (query, gallery) = match &a.images_dir {
+        // A folder of triplets is written as both query and gallery (searchable against itself).
+        Some(dir) => {
+            let triplets = crate::image_query::scan_triplet_dir(dir)?;
+            let feats = crate::image_query::extract_triplets(
+                &model,
+                &triplets,
+                next_reid::data::TransformConfig::from_dataset(&dataset.config),
+                cfg.eval.batch_size,
+                a.camera,
+                device,
+            )?;
+            (feats.clone(), feats)
+        }
+        None => crate::evaluate::extract_query_gallery(
+            &model,
+            &dataset,
+            &EvalSettings::from_config(&cfg, true),
+            crate::evaluate::ModalityMask::FULL,
+            device,
+        )?,
+    };
+    let (out, keys) = match a.format {
+        EmbedFormat::Safetensors => (a.out.clone(), write_features(&a.out, &query, &gallery)?),
+        EmbedFormat::Npy => {
+            crate::npy::write_features_npy(&a.out, &query, &gallery, a.images_dir.is_some())?
+        }
+    };
     println!(
         "{} query and {} gallery features of dimension {} written to {} (ids in {})",
         query.features.rows(),
         gallery.features.rows(),
         query.features.dim(),
-        a.out.display(),
+        out.display(),
         keys.display()
     );
     Ok(())
@@ -348,34 +401,56 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
 
 fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunError> {
     let (cfg, dataset, model) = open_checkpoint::<B>(&a.checkpoint, &a.overrides, device)?;
-    let mut picked = Vec::new();
-    for q in if a.query.is_empty() {
-        vec!["0".to_string()]
-    } else {
-        a.query.clone()
-    } {
-        let index = match q.parse::<usize>() {
-            Ok(i) if i < dataset.query.len() => i,
-            _ => dataset
-                .query
-                .iter()
-                .position(|r| r.key == q)
-                .ok_or_else(|| {
-                    RunError::Other(format!(
-                        "query {q:?}: expected an index below {} or a query file name",
-                        dataset.query.len()
-                    ))
-                })?,
-        };
-        picked.push(index);
+    let settings = EvalSettings::from_config(&cfg, false);
+    let mut triplets = Vec::new();
+    if let Some(dir) = &a.query_dir {
+        triplets.extend(crate::image_query::scan_triplet_dir(dir)?);
     }
-    let (query, gallery) = crate::evaluate::extract_query_gallery(
-        &model,
-        &dataset,
-        &EvalSettings::from_config(&cfg, false),
-        crate::evaluate::ModalityMask::FULL,
-        device,
-    )?;
+    if a.rgb.is_some() || a.nir.is_some() || a.tir.is_some() {
+        triplets.push(crate::image_query::ImageTriplet::from_files([
+            a.rgb.clone(),
+            a.nir.clone(),
+            a.tir.clone(),
+        ])?);
+    }
+    let (query, gallery, picked, dataset) = if triplets.is_empty() {
+        let picked = pick_dataset_queries(&a.query, &dataset)?;
+        let (query, gallery) = crate::evaluate::extract_query_gallery(
+            &model,
+            &dataset,
+            &settings,
+            crate::evaluate::ModalityMask::FULL,
+            device,
+        )?;
+        (query, gallery, picked, dataset)
+    } else {
+        let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
+        let query = crate::image_query::extract_triplets(
+            &model,
+            &triplets,
+            transform,
+            settings.batch_size,
+            a.camera,
+            device,
+        )?;
+        let gallery = crate::evaluate::extract(
+            &model,
+            &dataset.gallery,
+            transform,
+            &settings,
+            crate::evaluate::ModalityMask::FULL,
+            "",
+            device,
+        )?;
+        let dataset = Dataset {
+            query: triplets
+                .iter()
+                .map(crate::image_query::triplet_record)
+                .collect(),
+            ..dataset
+        };
+        (query, gallery, (0..triplets.len()).collect(), dataset)
+    };
     let ecfg = eval_config(&dataset, cfg.eval.max_rank);
     let lists = top_k(
         &query.features,
@@ -419,6 +494,31 @@ fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunE
         println!("rank lists drawn to {}", png.display());
     }
     Ok(())
+}
+
+fn pick_dataset_queries(queries: &[String], dataset: &Dataset) -> Result<Vec<usize>, RunError> {
+    let mut picked = Vec::new();
+    for q in if queries.is_empty() {
+        vec!["0".to_string()]
+    } else {
+        queries.to_vec()
+    } {
+        let index = match q.parse::<usize>() {
+            Ok(i) if i < dataset.query.len() => i,
+            _ => dataset
+                .query
+                .iter()
+                .position(|r| r.key == q)
+                .ok_or_else(|| {
+                    RunError::Other(format!(
+                        "query {q:?}: expected an index below {} or a query file name",
+                        dataset.query.len()
+                    ))
+                })?,
+        };
+        picked.push(index);
+    }
+    Ok(picked)
 }
 
 fn subset(e: &Extracted, rows: &[usize]) -> Extracted {

@@ -8,7 +8,8 @@ use crate::RunError;
 use burn::tensor::backend::Backend;
 use image::imageops::FilterType;
 use image::RgbImage;
-use next_reid::data::transform::load_triplet;
+use next_reid::data::transform::{decode_image, load_triplet};
+use next_reid::data::TripletImages;
 use next_reid::data::{eval_stream, Dataset, TransformConfig, TripletRecord};
 use next_reid::metrics::{top_k, EvalConfig};
 use next_reid::model::NextModel;
@@ -90,9 +91,32 @@ pub fn write_curves(
     Ok(written)
 }
 
-/// The three modality images of a record side by side, scaled to `height` pixels.
+/// The three modality images of a record side by side, scaled to `height` pixels; an empty path
+/// (a missing modality of an image query) is drawn black.
 pub fn triplet_picture(record: &TripletRecord, height: u32) -> Result<RgbImage, RunError> {
-    let [r, n, t] = load_triplet(&record.images)?;
+    let [r, n, t] = match &record.images {
+        TripletImages::Separate(paths) if paths.iter().any(|p| p.as_os_str().is_empty()) => {
+            let decoded = paths
+                .iter()
+                .map(|p| {
+                    (!p.as_os_str().is_empty())
+                        .then(|| decode_image(p))
+                        .transpose()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (w, h) = decoded
+                .iter()
+                .flatten()
+                .next()
+                .map(|img| img.dimensions())
+                .unwrap_or((height / 2, height));
+            let mut it = decoded
+                .into_iter()
+                .map(|img| img.unwrap_or_else(|| RgbImage::new(w.max(1), h.max(1))));
+            [0, 1, 2].map(|_| it.next().unwrap_or_default())
+        }
+        images => load_triplet(images)?,
+    };
     let scale = |img: &RgbImage| {
         let w = (img.width() as f64 * height as f64 / img.height().max(1) as f64)
             .round()

@@ -305,6 +305,9 @@ fn train_kill_resume_eval_embed_search() {
     let picture = image::open(&png).unwrap();
     assert!(picture.width() > 100);
 
+    search_with_image_queries(tmp.path(), &data, ckpt);
+    embed_npy_matches_safetensors(tmp.path(), &data, ckpt, &set);
+
     // A bad override names the key and its nearest valid key.
     let bad = Command::new(BIN)
         .args(["train", "--config", config, "--set", "solver.base_lrr=1"])
@@ -367,4 +370,141 @@ fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
         good,
         "the last good checkpoint changed"
     );
+}
+
+/// `next search --query-dir` and `--rgb/--nir` (TIR missing): ranks printed and the PNG drawn.
+fn search_with_image_queries(tmp: &Path, data: &Path, ckpt: &str) {
+    let query_dir = data.join("query");
+    let png = tmp.join("search_dir.png");
+    let out = next(&[
+        "search",
+        "--checkpoint",
+        ckpt,
+        "--query-dir",
+        query_dir.to_str().unwrap(),
+        "--top",
+        "2",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("query ")).count(),
+        4,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains("dist")).count(),
+        8,
+        "{text}"
+    );
+    assert!(image::open(&png).unwrap().height() > 50);
+
+    let name = "0011_c0_00.png";
+    let png = tmp.join("search_triplet.png");
+    let out = next(&[
+        "search",
+        "--checkpoint",
+        ckpt,
+        "--rgb",
+        query_dir.join("RGB").join(name).to_str().unwrap(),
+        "--nir",
+        query_dir.join("NI").join(name).to_str().unwrap(),
+        "--top",
+        "3",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(name), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("dist")).count(),
+        3,
+        "{text}"
+    );
+    assert!(image::open(&png).unwrap().width() > 100);
+
+    let missing = tmp.join("no_such_image.png");
+    let bad = Command::new(BIN)
+        .args([
+            "search",
+            "--checkpoint",
+            ckpt,
+            "--tir",
+            missing.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no_such_image.png"));
+}
+
+/// Parse an NPY v1.0 float32 file: (shape, values).
+fn read_npy_f32(path: &Path) -> ((usize, usize), Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + header_len) % 64, 0, "header not padded to 64 bytes");
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.ends_with('\n'));
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap();
+    let shape: Vec<usize> = shape[..shape.find(')').unwrap()]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let values: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(values.len(), shape[0] * shape[1]);
+    ((shape[0], shape[1]), values)
+}
+
+/// `next embed --format npy`: valid header, same numbers as the safetensors output; and
+/// `--images-dir` embeds every triplet of a folder.
+fn embed_npy_matches_safetensors(
+    tmp: &Path,
+    data: &Path,
+    ckpt: &str,
+    set: &next_reid::metrics::FeatureSet,
+) {
+    let out = tmp.join("features_npy");
+    next(&[
+        "embed",
+        "--checkpoint",
+        ckpt,
+        "--format",
+        "npy",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let ((rows, dim), values) = read_npy_f32(&out.with_extension("npy"));
+    assert_eq!((rows, dim), (12, set.query.dim()));
+    let expected: Vec<f32> = (0..4)
+        .flat_map(|r| set.query.row(r).to_vec())
+        .chain((0..8).flat_map(|r| set.gallery.row(r).to_vec()))
+        .collect();
+    assert_eq!(values, expected);
+    let keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.with_extension("keys.json")).unwrap()).unwrap();
+    assert_eq!(keys["query"].as_array().unwrap().len(), 4);
+
+    let dir_out = tmp.join("folder_npy");
+    next(&[
+        "embed",
+        "--checkpoint",
+        ckpt,
+        "--format",
+        "npy",
+        "--images-dir",
+        data.join("gallery").to_str().unwrap(),
+        "--out",
+        dir_out.to_str().unwrap(),
+    ]);
+    let ((rows, dim), values) = read_npy_f32(&dir_out.with_extension("npy"));
+    assert_eq!((rows, dim), (8, set.query.dim()));
+    assert!(values.iter().all(|v| v.is_finite()));
 }
