@@ -16,7 +16,7 @@ use crate::config::{DatasetConfig, DatasetKind};
 use crate::error::{DataError, Result};
 use crate::transform::mix_seed;
 use identity::{draw_identities, person_caption, vehicle_caption, Identity, Shot};
-use image::{GrayImage, RgbImage};
+use image::RgbImage;
 use next_common::{FileError, Progress};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -190,47 +190,18 @@ fn plan_shots(cfg: &SynthConfig, ids: &[Identity]) -> Vec<Job> {
     jobs
 }
 
-fn encode_jpeg<I: image::ImageEncoder + Sized>(
-    encoder: I,
-    raw: &[u8],
-    w: u32,
-    h: u32,
-    colour: image::ExtendedColorType,
-) -> std::result::Result<(), image::ImageError> {
-    encoder.write_image(raw, w, h, colour)
-}
-
-fn write_jpeg_rgb(path: &Path, img: &RgbImage, quality: u8) -> Result<()> {
+/// Encode an 8-bit RGB or grey image as JPEG and write it to `path`.
+fn write_jpeg<P>(path: &Path, img: &image::ImageBuffer<P, Vec<u8>>, quality: u8) -> Result<()>
+where
+    P: image::PixelWithColorType<Subpixel = u8>,
+{
     let mut buf = Vec::new();
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
-    encode_jpeg(
-        enc,
-        img.as_raw(),
-        img.width(),
-        img.height(),
-        image::ExtendedColorType::Rgb8,
-    )
-    .map_err(|e| DataError::CorruptImage {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    std::fs::write(path, buf).map_err(|e| FileError::new("writing", path, e).into())
-}
-
-fn write_jpeg_grey(path: &Path, img: &GrayImage, quality: u8) -> Result<()> {
-    let mut buf = Vec::new();
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
-    encode_jpeg(
-        enc,
-        img.as_raw(),
-        img.width(),
-        img.height(),
-        image::ExtendedColorType::L8,
-    )
-    .map_err(|e| DataError::CorruptImage {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality)
+        .encode_image(img)
+        .map_err(|e| DataError::CorruptImage {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     std::fs::write(path, buf).map_err(|e| FileError::new("writing", path, e).into())
 }
 
@@ -286,9 +257,9 @@ pub fn write_synthetic(
                 let (rgb, nir, tir) =
                     render::render_triplet(id, &job.shot, vehicle, size, cfg.seed);
                 let dir = split_dir(job.train);
-                write_jpeg_rgb(&dir.join("RGB").join(&job.name), &rgb, cfg.jpeg_quality)?;
-                write_jpeg_grey(&dir.join("NI").join(&job.name), &nir, cfg.jpeg_quality)?;
-                write_jpeg_grey(&dir.join("TI").join(&job.name), &tir, cfg.jpeg_quality)?;
+                write_jpeg(&dir.join("RGB").join(&job.name), &rgb, cfg.jpeg_quality)?;
+                write_jpeg(&dir.join("NI").join(&job.name), &nir, cfg.jpeg_quality)?;
+                write_jpeg(&dir.join("TI").join(&job.name), &tir, cfg.jpeg_quality)?;
                 Ok([0, 1, 2].map(|m| caption(id, &job.shot, cfg.object, m)))
             })
             .collect();
