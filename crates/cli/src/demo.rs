@@ -14,14 +14,15 @@ use next_reid::model::ClipSource;
 use std::path::Path;
 use std::time::Instant;
 
-/// Write the synthetic benchmark of `cfg.synthetic` (at the image size of `cfg.data`) into `out`;
-/// returns the dataset settings pointing at it and a one-line summary.
+/// Write the synthetic benchmark of `cfg.synthetic` into `out` (images of `synthetic.image_size`,
+/// or of `data.image_size` when that is unset); returns the dataset settings pointing at it and
+/// a one-line summary.
 pub fn write_synthetic_benchmark(
     cfg: &RunConfig,
     out: &Path,
 ) -> Result<(DatasetConfig, String), RunError> {
     let mut synth = cfg.synthetic.clone();
-    synth.image_size = Some(cfg.data.size());
+    synth.image_size = synth.image_size.or(Some(cfg.data.size()));
     let total = (synth.train_ids + synth.test_ids) * synth.images_per_id;
     let mut progress = Progress::new("synthetic", total as u64, "triplet");
     let summary = write_synthetic(&synth, out, &mut progress)?;

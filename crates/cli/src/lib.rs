@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod font;
 pub mod image_query;
 pub mod logs;
+pub mod loss_scale;
 pub mod npy;
 pub mod params;
 pub mod plot;

@@ -6,6 +6,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::evaluate::{batch_captions, evaluate_model, EvalSettings, ModalityMask, SettingResult};
 use crate::logs::{truncate_after, JsonLines};
+use crate::loss_scale::LossScaler;
 use crate::params::GroupIds;
 use crate::schedule::WarmupCosine;
 use crate::text_cache::TextFeatureCache;
@@ -111,6 +112,9 @@ struct TrainState {
     history: Vec<EpochRecord>,
     sampler_epoch: u64,
     config: String,
+    /// Dynamic loss scale (f16 mixed precision only).
+    #[serde(default)]
+    loss_scaler: Option<LossScaler>,
 }
 
 type Adam<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, NextModel<B>, B>;
@@ -220,6 +224,7 @@ pub fn train<B: AutodiffBackend>(
         history: Vec::new(),
         sampler_epoch: 0,
         config: cfg.to_toml(),
+        loss_scaler: None,
     };
     let step_log_path = opts.out_dir.join("steps.jsonl");
     let epoch_log_path = opts.out_dir.join("epochs.jsonl");
@@ -258,6 +263,9 @@ pub fn train<B: AutodiffBackend>(
                     .map_err(|e| next_reid::common::FileError::new("removing old log", p, e))?;
             }
         }
+    }
+    if model.config.precision.needs_loss_scaling() && state.loss_scaler.is_none() {
+        state.loss_scaler = Some(LossScaler::default());
     }
     // Parameter ids come from the checkpoint on resume: classify them only now.
     let groups = GroupIds::of_module::<B, _>(&model);
@@ -351,10 +359,22 @@ pub fn train<B: AutodiffBackend>(
             let tri_loss: f64 = loss.triplet.clone().into_scalar().elem();
             let predicted = output.logits.clone().argmax(1).flatten::<1>(0, 1);
             let correct: f64 = predicted.equal(batch.pids).int().sum().into_scalar().elem();
-            let mut grads = loss.total.backward();
-            for (group, grads) in groups.split(&mut grads, &model) {
-                let lr = group.lr(s.clip_lr * factor, s.base_lr * factor, s.bias_lr_factor);
-                model = optim.step(lr, model, grads);
+            let scaled = match &state.loss_scaler {
+                Some(scaler) => loss.total * scaler.scale,
+                None => loss.total,
+            };
+            let mut grads = scaled.backward();
+            let (group_ids, mut group_grads): (Vec<_>, Vec<_>) =
+                groups.split(&mut grads, &model).into_iter().unzip();
+            let apply = match state.loss_scaler.as_mut() {
+                Some(scaler) => scaler.unscale::<B, _>(&mut group_grads, &model),
+                None => true,
+            };
+            if apply {
+                for (group, grads) in group_ids.into_iter().zip(group_grads) {
+                    let lr = group.lr(s.clip_lr * factor, s.base_lr * factor, s.bias_lr_factor);
+                    model = optim.step(lr, model, grads);
+                }
             }
             state.global_step += 1;
             sum_loss += total * n as f64;
@@ -365,6 +385,7 @@ pub fn train<B: AutodiffBackend>(
             step_log.write(&serde_json::json!({
                 "step": state.global_step, "epoch": epoch + 1, "loss": total, "id_loss": id_loss,
                 "triplet_loss": tri_loss, "accuracy": correct / n as f64, "lr": s.base_lr * factor,
+                "loss_scale": state.loss_scaler.as_ref().map(|l| l.scale), "applied": apply,
             }))?;
             progress.set_message(format!("loss {total:.3}"));
             progress.inc(1);

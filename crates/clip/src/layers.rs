@@ -5,7 +5,9 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
+
+use crate::precision::{linear_in, to_compute, to_full, Precision};
 
 /// QuickGELU, OpenAI CLIP's activation: `x * sigmoid(1.702 x)`.
 pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -43,6 +45,20 @@ impl<B: Backend> ClipAttention<B> {
     /// Attend over `x` `[B, T, D]`; `mask` is added to the scores `[B, 1, T, T]` (0 = keep,
     /// large negative = block).
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+        self.forward_in(x, mask, Precision::F32)
+    }
+
+    /// [`Self::forward`] with the projections and both attention products in `precision`;
+    /// scores get the mask and softmax in the input's float type, as does the output.
+    pub fn forward_in(
+        &self,
+        x: Tensor<B, 3>,
+        mask: Option<Tensor<B, 4>>,
+        precision: Precision,
+    ) -> Tensor<B, 3> {
+        let full = FloatDType::from(x.dtype());
+        let half = precision.half_dtype();
+        let x = to_compute(x, half);
         let [batch, tokens, width] = x.dims();
         let head_dim = width / self.num_heads;
         let scale = (head_dim as f64).powf(-0.5);
@@ -50,19 +66,19 @@ impl<B: Backend> ClipAttention<B> {
             t.reshape([batch, tokens, self.num_heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let q = split(self.q_proj.forward(x.clone()) * scale);
-        let k = split(self.k_proj.forward(x.clone()));
-        let v = split(self.v_proj.forward(x));
-        let mut scores = q.matmul(k.swap_dims(2, 3));
+        let q = split(linear_in(&self.q_proj, x.clone(), half) * scale);
+        let k = split(linear_in(&self.k_proj, x.clone(), half));
+        let v = split(linear_in(&self.v_proj, x, half));
+        let mut scores = to_full(q.matmul(k.swap_dims(2, 3)), half, full);
         if let Some(mask) = mask {
             scores = scores + mask;
         }
-        let weights = softmax(scores, 3);
+        let weights = to_compute(softmax(scores, 3), half);
         let context = weights
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([batch, tokens, width]);
-        self.out_proj.forward(context)
+        to_full(linear_in(&self.out_proj, context, half), half, full)
     }
 }
 
@@ -86,7 +102,16 @@ impl<B: Backend> ClipMlp<B> {
 
     /// Apply to `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(quick_gelu(self.fc1.forward(x)))
+        self.forward_in(x, Precision::F32)
+    }
+
+    /// [`Self::forward`] with both layers and the activation in `precision`; the output is in
+    /// the input's float type.
+    pub fn forward_in(&self, x: Tensor<B, 3>, precision: Precision) -> Tensor<B, 3> {
+        let full = FloatDType::from(x.dtype());
+        let half = precision.half_dtype();
+        let hidden = quick_gelu(linear_in(&self.fc1, to_compute(x, half), half));
+        to_full(linear_in(&self.fc2, hidden, half), half, full)
     }
 }
 
@@ -116,8 +141,25 @@ impl<B: Backend> ClipEncoderLayer<B> {
 
     /// Apply to `[B, T, D]` with an optional additive attention mask `[B, 1, T, T]`.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+        self.forward_in(x, mask, Precision::F32)
+    }
+
+    /// [`Self::forward`] with the attention and MLP products in `precision` (norms and the
+    /// residual stream stay in the input's float type).
+    pub fn forward_in(
+        &self,
+        x: Tensor<B, 3>,
+        mask: Option<Tensor<B, 4>>,
+        precision: Precision,
+    ) -> Tensor<B, 3> {
+        let attended =
+            self.self_attn
+                .forward_in(self.layer_norm1.forward(x.clone()), mask, precision);
+        let x = x + attended;
+        let mlp = self
+            .mlp
+            .forward_in(self.layer_norm2.forward(x.clone()), precision);
+        x + mlp
     }
 }
 
@@ -126,6 +168,8 @@ impl<B: Backend> ClipEncoderLayer<B> {
 pub struct ClipEncoder<B: Backend> {
     /// The layers, applied in order.
     pub layers: Vec<ClipEncoderLayer<B>>,
+    /// Precision of the matrix products (not saved with the weights; f32 unless set).
+    pub precision: Precision,
 }
 
 impl<B: Backend> ClipEncoder<B> {
@@ -141,13 +185,16 @@ impl<B: Backend> ClipEncoder<B> {
         let layers = (0..depth)
             .map(|_| ClipEncoderLayer::new(width, heads, hidden, eps, device))
             .collect();
-        Self { layers }
+        Self {
+            layers,
+            precision: Precision::F32,
+        }
     }
 
-    /// Apply every layer with the same optional mask.
+    /// Apply every layer with the same optional mask, in [`Self::precision`].
     pub fn forward(&self, mut x: Tensor<B, 3>, mask: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         for layer in &self.layers {
-            x = layer.forward(x, mask.clone());
+            x = layer.forward_in(x, mask.clone(), self.precision);
         }
         x
     }

@@ -6,12 +6,14 @@
 //! - [`ClipText`]: causal text transformer pooled at the first end-of-text token.
 //! - [`ClipModel::from_hf_dir`]: load a Hugging Face folder (`config.json` + `model.safetensors`),
 //!   with every tensor checked by name; [`save_burnpack`]/[`load_burnpack`] for Burn's format.
+//! - [`Precision`]: mixed precision (bf16/f16 matrix products over f32 master weights).
 //! - [`ClipTokenizer`]: CLIP BPE on a `tokenizer.json` (a built-in one is embedded).
 
 mod config;
 mod error;
 pub mod layers;
 mod model;
+pub mod precision;
 mod text;
 mod tokenizer;
 mod vision;
@@ -20,6 +22,7 @@ mod weights;
 pub use config::{ClipConfig, ClipTextConfig, ClipVisionConfig};
 pub use error::ClipError;
 pub use model::{ClipModel, HF_WEIGHTS_FILE};
+pub use precision::Precision;
 pub use text::{ClipText, TextEmbeddings, TextOutput};
 pub use tokenizer::{
     batch_tensors, split_sentences, ClipTokenizer, TokenizedText, CONTEXT_LENGTH, END_TOKEN,

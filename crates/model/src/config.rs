@@ -2,7 +2,7 @@
 
 use crate::ModelError;
 use next_aggregation::MgfaConfig;
-use next_clip::ClipConfig;
+use next_clip::{ClipConfig, Precision};
 use next_experts::{CsseConfig, TmseConfig};
 use next_losses::ReidLossConfig;
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,10 @@ pub struct NextConfig {
     /// Add the same identity + triplet pair on each MGFA branch (row (d) only), each branch
     /// with its own BNNeck.
     pub branch_losses: bool,
+    /// Precision of the CLIP transformers' matrix products: `f32` (default), `bf16` or `f16`
+    /// (mixed precision: parameters, norms and softmax stay f32). For GPUs; on the CPU the
+    /// 16-bit paths are slower.
+    pub precision: Precision,
 }
 
 impl Default for NextConfig {
@@ -98,6 +102,7 @@ impl Default for NextConfig {
             mgfa: MgfaConfig::default(),
             loss: ReidLossConfig::default(),
             branch_losses: false,
+            precision: Precision::F32,
         }
     }
 }

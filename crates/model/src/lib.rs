@@ -13,6 +13,7 @@ mod sentences;
 pub use config::{ClipPreset, ClipSource, FeatureStage, NextConfig, TextMode};
 pub use cost::{cost_report, CostReport, CostRow};
 pub use model::{l2_normalize, NextInput, NextModel, NextOutput, SharedTokenizer};
+pub use next_clip::Precision;
 pub use sentences::{join_sentences, SampleCaptions, SentenceSampler};
 
 use std::path::PathBuf;

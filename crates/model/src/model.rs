@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::{Bytes, TensorData};
 use burn_store::{BurnpackStore, ModuleSnapshot};
 use next_aggregation::Mgfa;
-use next_clip::{ClipModel, ClipText, ClipTokenizer, ClipVision, LoadReport};
+use next_clip::{ClipModel, ClipText, ClipTokenizer, ClipVision, LoadReport, Precision};
 use next_experts::{Csse, Tmse, TmseOutput};
 use next_losses::{reid_loss, BnNeck, BnNeckConfig, ReidLoss};
 use std::collections::HashMap;
@@ -147,10 +147,14 @@ impl NextConfig {
 
     fn assemble<B: Backend>(
         &self,
-        vision: ClipVision<B>,
-        text: Option<ClipText<B>>,
+        mut vision: ClipVision<B>,
+        mut text: Option<ClipText<B>>,
         device: &B::Device,
     ) -> Result<NextModel<B>, ModelError> {
+        vision.encoder.precision = self.precision;
+        if let Some(text) = text.as_mut() {
+            text.encoder.precision = self.precision;
+        }
         let dim = vision.output_dim();
         let mode = self.mgfa.mode;
         let tokenizer = match (&text, &self.clip) {
@@ -181,6 +185,15 @@ impl NextConfig {
 }
 
 impl<B: Backend> NextModel<B> {
+    /// Switch the CLIP transformers' matrix products to `precision` (weights are unchanged).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.config.precision = precision;
+        self.vision.encoder.precision = precision;
+        if let Some(text) = self.text.as_mut() {
+            text.encoder.precision = precision;
+        }
+    }
+
     /// Width D of the expert tokens (CLIP projection width).
     pub fn dim(&self) -> usize {
         self.vision.output_dim()
