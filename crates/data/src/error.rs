@@ -70,7 +70,7 @@ pub enum DataError {
         caption_file: PathBuf,
     },
     /// An image file could not be decoded.
-    #[error("corrupt image {path}: expected a decodable JPEG/PNG/BMP image ({reason})")]
+    #[error("corrupt image {path}: expected a decodable JPEG/PNG/BMP/TIFF image ({reason})")]
     CorruptImage {
         /// The image file.
         path: PathBuf,

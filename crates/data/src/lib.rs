@@ -3,6 +3,7 @@
 //! - [`load_dataset`] reads the five public benchmarks as users have them (RGBNT201, RGBNT100,
 //!   MSVR310, Market1501-MM, WMVEID863) and a documented custom layout, pairs the three modalities
 //!   by file name, relabels training identities and attaches the IDEA/NEXT captions.
+//! - [`decode`] reads image files to 8-bit grey or RGB pixels (JPEG straight through zune-jpeg).
 //! - [`transform`] holds the reference train/test transforms on raw `f32` buffers.
 //! - [`PkSampler`] draws P identities x K instances per batch, deterministic from a seed.
 //! - [`BatchStream`] decodes on worker threads ahead of the model and yields [`TripletBatch`]es.
@@ -22,13 +23,14 @@
 //! every query gets camera 0 and every gallery image camera 1, so the standard protocol (drop
 //! same-pid same-camera gallery items) drops nothing and evaluation stays correct;
 //! [`Dataset::has_camera_ids`] says which case applies. Mixing both name forms is an error.
-//! Images are JPEG, PNG or BMP of any size (resized to the configured size).
+//! Images are JPEG, PNG, BMP or TIFF of any size (resized to the configured size).
 
 #![warn(missing_docs)]
 
 pub mod captions;
 pub mod config;
 pub mod dataset;
+pub mod decode;
 pub mod error;
 pub mod loader;
 pub mod names;

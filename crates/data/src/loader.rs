@@ -4,7 +4,7 @@
 use crate::dataset::TripletRecord;
 use crate::error::{DataError, Result};
 use crate::transform::{
-    load_triplet, mix_seed, test_transform, train_transform_triplet, TransformConfig,
+    load_triplet_pixels, mix_seed, test_transform_pixels, train_transform_triplet, TransformConfig,
 };
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -157,12 +157,20 @@ pub fn load_batch(
             records.len()
         )));
     }
-    let mut planes = vec![0.0f32; n * 3 * len];
-    planes
-        .par_chunks_mut(3 * len)
+    // Each sample writes its three images straight into the modality-major batch buffers.
+    // Every value is overwritten; the zeroing runs on the pool, not on one thread.
+    let mut pixels: [Vec<f32>; 3] = std::array::from_fn(|_| {
+        let mut v = Vec::with_capacity(n * len);
+        v.par_extend(rayon::iter::repeat_n(0.0f32, n * len));
+        v
+    });
+    let [p0, p1, p2] = &mut pixels;
+    p0.par_chunks_mut(len)
+        .zip(p1.par_chunks_mut(len))
+        .zip(p2.par_chunks_mut(len))
         .zip(indices.par_iter().enumerate())
-        .try_for_each(|(out, (pos, &idx))| -> Result<()> {
-            let imgs = load_triplet(&records[idx].images)?;
+        .try_for_each(|(((o0, o1), o2), (pos, &idx))| -> Result<()> {
+            let imgs = load_triplet_pixels(&records[idx].images)?;
             match mode {
                 LoadMode::Train {
                     seed,
@@ -171,25 +179,16 @@ pub fn load_batch(
                 } => {
                     let s =
                         mix_seed(&[seed, epoch, (first_batch + batch_number) as u64, pos as u64]);
-                    train_transform_triplet(&imgs, cfg, s, out);
+                    train_transform_triplet(&imgs, cfg, s, [o0, o1, o2]);
                 }
                 LoadMode::Eval => {
-                    for (m, o) in out.chunks_mut(len).enumerate() {
-                        test_transform(&imgs[m], cfg, o);
+                    for (img, o) in imgs.iter().zip([o0, o1, o2]) {
+                        test_transform_pixels(img, cfg, o);
                     }
                 }
             }
             Ok(())
         })?;
-    // Regroup sample-major [n][3][len] into modality-major [3][n][len].
-    let mut pixels: [Vec<f32>; 3] = Default::default();
-    for (m, dst) in pixels.iter_mut().enumerate() {
-        dst.reserve_exact(n * len);
-        for s in 0..n {
-            let start = s * 3 * len + m * len;
-            dst.extend_from_slice(&planes[start..start + len]);
-        }
-    }
     let pick =
         |f: fn(&TripletRecord) -> i64| indices.iter().map(|&i| f(&records[i])).collect::<Vec<_>>();
     let captions = [0, 1, 2].map(|m| {

@@ -2,64 +2,14 @@
 //! laid out channel-first (`[3, H, W]`), ready to be packed into a Burn tensor.
 
 use crate::config::{AugmentSync, DatasetConfig, Normalization};
-use crate::error::{DataError, Result};
-use crate::scan::TripletImages;
+pub use crate::decode::{decode_image, decode_pixels, load_triplet, load_triplet_pixels, Pixels};
 use image::imageops::FilterType;
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::path::Path;
 
 /// Zero padding added on each side before the random crop (reference: 10).
 pub const PAD: u32 = 10;
-
-/// Decode an image file to 8-bit RGB (grey images are replicated to three channels).
-pub fn decode_image(path: &Path) -> Result<RgbImage> {
-    let bytes = next_common::read_file(path)?;
-    // The JPEG decoder fills missing data silently, so a cut-off file is caught here: a complete
-    // JPEG ends with the end-of-image marker (a little trailing padding is tolerated).
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        let tail = &bytes[bytes.len().saturating_sub(64)..];
-        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-            return Err(DataError::CorruptImage {
-                path: path.to_path_buf(),
-                reason: "truncated JPEG: no end-of-image marker".into(),
-            });
-        }
-    }
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::CorruptImage {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    Ok(img.to_rgb8())
-}
-
-/// Decode the three modality images of a sample; a strip is cut into three equal-width crops.
-pub fn load_triplet(images: &TripletImages) -> Result<[RgbImage; 3]> {
-    match images {
-        TripletImages::Separate(paths) => Ok([
-            decode_image(&paths[0])?,
-            decode_image(&paths[1])?,
-            decode_image(&paths[2])?,
-        ]),
-        TripletImages::Strip(path) => {
-            let strip = decode_image(path)?;
-            let (w, h) = strip.dimensions();
-            if w % 3 != 0 || w == 0 {
-                return Err(DataError::BadImageSize {
-                    path: path.clone(),
-                    expected: "a width divisible by 3 (RGB|NIR|TIR side by side, e.g. 768x128)"
-                        .into(),
-                    width: w,
-                    height: h,
-                });
-            }
-            let third = w / 3;
-            Ok([0, 1, 2]
-                .map(|i| image::imageops::crop_imm(&strip, i * third, 0, third, h).to_image()))
-        }
-    }
-}
 
 /// Settings of the train and test transforms.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,24 +52,93 @@ impl TransformConfig {
     }
 }
 
-fn resized(img: &RgbImage, size: [u32; 2], filter: FilterType) -> std::borrow::Cow<'_, RgbImage> {
-    let [h, w] = size;
-    if img.dimensions() == (w, h) {
-        std::borrow::Cow::Borrowed(img)
-    } else {
-        std::borrow::Cow::Owned(image::imageops::resize(img, w, h, filter))
+/// A borrowed 8-bit image, grey (one channel) or RGB (three interleaved channels).
+#[derive(Debug, Clone, Copy)]
+enum View<'a> {
+    Grey(&'a GrayImage),
+    Rgb(&'a RgbImage),
+}
+
+impl<'a> From<&'a Pixels> for View<'a> {
+    fn from(p: &'a Pixels) -> Self {
+        match p {
+            Pixels::Grey(img) => View::Grey(img),
+            Pixels::Rgb(img) => View::Rgb(img),
+        }
     }
+}
+
+impl View<'_> {
+    /// Raw bytes, row-major, and the channels per pixel.
+    fn raw(&self) -> (&[u8], usize) {
+        match self {
+            View::Grey(img) => (img.as_raw(), 1),
+            View::Rgb(img) => (img.as_raw(), 3),
+        }
+    }
+
+    /// The image resized to `size` (`[h, w]`), or `None` when it already has that size. Grey
+    /// images are resized as one channel: the filter works per channel, so this equals resizing
+    /// the RGB expansion.
+    fn resized(&self, size: [u32; 2], filter: FilterType) -> Option<Pixels> {
+        let [h, w] = size;
+        match *self {
+            View::Grey(img) if img.dimensions() != (w, h) => {
+                Some(Pixels::Grey(image::imageops::resize(img, w, h, filter)))
+            }
+            View::Rgb(img) if img.dimensions() != (w, h) => {
+                Some(Pixels::Rgb(image::imageops::resize(img, w, h, filter)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Write normalised pixels: each source pixel (`CH` = 1: grey, 3: RGB), in reverse order when
+/// `REV`, goes through the three channel tables into the three destination rows.
+fn write_pixels<const CH: usize, const REV: bool>(
+    rows: [&mut [f32]; 3],
+    src: &[[u8; CH]],
+    lut: &[[f32; 256]; 3],
+) {
+    let [r0, r1, r2] = rows;
+    let n = src.len().min(r0.len()).min(r1.len()).min(r2.len());
+    let (r0, r1, r2, src) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &src[..n]);
+    let (g, b) = if CH == 3 { (1, 2) } else { (0, 0) };
+    let [l0, l1, l2] = lut;
+    for i in 0..n {
+        let px = if REV { &src[n - 1 - i] } else { &src[i] };
+        r0[i] = l0[px[0] as usize];
+        r1[i] = l1[px[g] as usize];
+        r2[i] = l2[px[b] as usize];
+    }
+}
+
+/// Split `out` into its three channel planes of `plane` values each.
+fn planes(out: &mut [f32], plane: usize) -> [&mut [f32]; 3] {
+    let (p0, rest) = out[..3 * plane].split_at_mut(plane);
+    let (p1, p2) = rest.split_at_mut(plane);
+    [p0, p1, p2]
 }
 
 /// Test transform: bilinear resize and normalise into `out` (`[3, H, W]`).
 pub fn test_transform(img: &RgbImage, cfg: &TransformConfig, out: &mut [f32]) {
-    let img = resized(img, cfg.size, FilterType::Triangle);
+    test_transform_view(View::Rgb(img), cfg, out);
+}
+
+/// [`test_transform`] of a grey or RGB image (grey counts as R = G = B).
+pub fn test_transform_pixels(img: &Pixels, cfg: &TransformConfig, out: &mut [f32]) {
+    test_transform_view(img.into(), cfg, out);
+}
+
+fn test_transform_view(img: View<'_>, cfg: &TransformConfig, out: &mut [f32]) {
+    let resized = img.resized(cfg.size, FilterType::Triangle);
+    let img = resized.as_ref().map_or(img, View::from);
     let lut = cfg.lut();
-    let plane = (cfg.size[0] * cfg.size[1]) as usize;
-    for (i, px) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = lut[c][px.0[c] as usize];
-        }
+    let planes = planes(out, (cfg.size[0] * cfg.size[1]) as usize);
+    match img.raw() {
+        (raw, 1) => write_pixels::<1, false>(planes, raw.as_chunks().0, &lut),
+        (raw, _) => write_pixels::<3, false>(planes, raw.as_chunks().0, &lut),
     }
 }
 
@@ -134,51 +153,82 @@ struct Draws {
 /// Train transform: bicubic resize, flip (p 0.5), pad 10, random crop, normalise, random erasing.
 /// All randomness comes from `rng`.
 pub fn train_transform(img: &RgbImage, cfg: &TransformConfig, rng: &mut SmallRng, out: &mut [f32]) {
-    let [h, w] = cfg.size;
-    let img = resized(img, cfg.size, FilterType::CatmullRom);
+    train_transform_view(View::Rgb(img), cfg, rng, out);
+}
+
+/// [`train_transform`] of a grey or RGB image (grey counts as R = G = B).
+pub fn train_transform_pixels(
+    img: &Pixels,
+    cfg: &TransformConfig,
+    rng: &mut SmallRng,
+    out: &mut [f32],
+) {
+    train_transform_view(img.into(), cfg, rng, out);
+}
+
+fn train_transform_view(img: View<'_>, cfg: &TransformConfig, rng: &mut SmallRng, out: &mut [f32]) {
+    let resized = img.resized(cfg.size, FilterType::CatmullRom);
+    let img = resized.as_ref().map_or(img, View::from);
     let draws = Draws {
         flip: rng.random::<f32>() < 0.5,
         crop_y: rng.random_range(0..=2 * PAD),
         crop_x: rng.random_range(0..=2 * PAD),
     };
     let lut = cfg.lut();
-    let (w, h, pad) = (w as usize, h as usize, PAD as usize);
-    let plane = h * w;
-    let raw = img.as_raw();
+    let [h, w] = cfg.size.map(|v| v as usize);
+    match img.raw() {
+        (raw, 1) => flip_pad_crop::<1>(raw, h, w, draws, &lut, out),
+        (raw, _) => flip_pad_crop::<3>(raw, h, w, draws, &lut, out),
+    }
+    if cfg.random_erasing {
+        random_erasing(out, h, w, rng);
+    }
+}
+
+/// Flip, zero-pad by [`PAD`], crop back to `h x w` at the drawn offset and normalise, in one pass
+/// from `raw` (`CH` interleaved channels, `h x w`) into the three planes of `out`.
+fn flip_pad_crop<const CH: usize>(
+    raw: &[u8],
+    h: usize,
+    w: usize,
+    draws: Draws,
+    lut: &[[f32; 256]; 3],
+    out: &mut [f32],
+) {
+    let pad = PAD as usize;
+    let fill = [lut[0][0], lut[1][0], lut[2][0]];
     // Output columns whose padded source column lies inside the image.
     let (cy, cx) = (draws.crop_y as usize, draws.crop_x as usize);
     let x0 = pad.saturating_sub(cx).min(w);
     let x1 = (w + pad).saturating_sub(cx).min(w).max(x0);
-    for (c, dst) in out[..3 * plane].chunks_exact_mut(plane).enumerate() {
-        let table = &lut[c];
-        let fill = table[0];
-        for (y, row) in dst.chunks_exact_mut(w).enumerate() {
-            let sy = y + cy;
-            if sy < pad || sy >= h + pad {
-                row.fill(fill);
-                continue;
+    // Padded column of output x is x + cx - pad; flipped it reads w - 1 - that.
+    let (first, count) = ((x0 + cx).saturating_sub(pad), x1 - x0);
+    let [p0, p1, p2] = planes(out, h * w);
+    let rows = p0
+        .chunks_exact_mut(w)
+        .zip(p1.chunks_exact_mut(w))
+        .zip(p2.chunks_exact_mut(w));
+    for (y, ((r0, r1), r2)) in rows.enumerate() {
+        let sy = y + cy;
+        if sy < pad || sy >= h + pad {
+            for (row, value) in [&mut *r0, &mut *r1, &mut *r2].into_iter().zip(fill) {
+                row.fill(value);
             }
-            let src = &raw[(sy - pad) * w * 3..(sy - pad + 1) * w * 3];
-            row[..x0].fill(fill);
-            row[x1..].fill(fill);
-            // Padded column of output x is x + cx - pad; flipped it reads w - 1 - that.
-            let first = x0 + cx - pad;
-            let count = x1 - x0;
-            if draws.flip {
-                let pixels = src.chunks_exact(3).rev().skip(first).take(count);
-                for (o, px) in row[x0..x1].iter_mut().zip(pixels) {
-                    *o = table[px[c] as usize];
-                }
-            } else {
-                let pixels = src.chunks_exact(3).skip(first).take(count);
-                for (o, px) in row[x0..x1].iter_mut().zip(pixels) {
-                    *o = table[px[c] as usize];
-                }
-            }
+            continue;
         }
-    }
-    if cfg.random_erasing {
-        random_erasing(out, h, w, rng);
+        for (row, value) in [&mut *r0, &mut *r1, &mut *r2].into_iter().zip(fill) {
+            row[..x0].fill(value);
+            row[x1..].fill(value);
+        }
+        let src = &raw[(sy - pad) * w * CH..(sy - pad + 1) * w * CH];
+        let src: &[[u8; CH]] = src.as_chunks().0;
+        let dst = [&mut r0[x0..x1], &mut r1[x0..x1], &mut r2[x0..x1]];
+        if draws.flip {
+            // Reading right to left from source column w - 1 - first.
+            write_pixels::<CH, true>(dst, &src[w - first - count..w - first], lut);
+        } else {
+            write_pixels::<CH, false>(dst, &src[first..first + count], lut);
+        }
     }
 }
 
@@ -229,22 +279,22 @@ pub fn mix_seed(words: &[u64]) -> u64 {
     z
 }
 
-/// Train-transform the three images of a sample with seed `seed` into `out`, which holds the RGB,
-/// NIR and TIR images one after the other (`3 * image_len` values). Independent mode draws per
-/// modality; synchronised mode repeats the same draws.
+/// Train-transform the three images of a sample with seed `seed` into `outs` (RGB, NIR, TIR,
+/// `image_len` values each). Independent mode draws per modality; synchronised mode repeats the
+/// same draws.
 pub fn train_transform_triplet(
-    images: &[RgbImage; 3],
+    images: &[Pixels; 3],
     cfg: &TransformConfig,
     seed: u64,
-    out: &mut [f32],
+    outs: [&mut [f32]; 3],
 ) {
-    for (m, out) in out.chunks_mut(cfg.image_len()).take(3).enumerate() {
+    for (m, (img, out)) in images.iter().zip(outs).enumerate() {
         let stream = match cfg.sync {
             AugmentSync::Independent => m as u64,
             AugmentSync::Synchronised => 0,
         };
         let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, stream]));
-        train_transform(&images[m], cfg, &mut rng, out);
+        train_transform_pixels(img, cfg, &mut rng, out);
     }
 }
 
@@ -278,26 +328,59 @@ mod tests {
         assert!((out[2 * plane] - (0.2 - 0.5) / 0.5).abs() < 1e-5);
     }
 
+    /// Transform the three images of a triplet into one buffer holding them one after the other.
+    fn triplet(imgs: &[Pixels; 3], c: &TransformConfig, seed: u64) -> Vec<Vec<f32>> {
+        let mut bufs = vec![vec![0.0f32; c.image_len()]; 3];
+        let [a, b, d] = &mut bufs[..] else {
+            unreachable!()
+        };
+        train_transform_triplet(imgs, c, seed, [a, b, d]);
+        bufs
+    }
+
     #[test]
     fn train_transform_is_deterministic_per_seed_and_varies_across_seeds() {
-        let imgs = [gradient(16, 32), gradient(16, 32), gradient(16, 32)];
+        let imgs = [0, 1, 2].map(|_| Pixels::Rgb(gradient(16, 32)));
         let c = cfg(AugmentSync::Independent);
-        let run = |seed| {
-            let mut buf = vec![0.0f32; 3 * c.image_len()];
-            train_transform_triplet(&imgs, &c, seed, &mut buf);
-            buf.chunks(c.image_len())
-                .map(|m| m.to_vec())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(7), run(7));
-        assert_ne!(run(7), run(8));
-        let independent = run(11);
+        assert_eq!(triplet(&imgs, &c, 7), triplet(&imgs, &c, 7));
+        assert_ne!(triplet(&imgs, &c, 7), triplet(&imgs, &c, 8));
+        let independent = triplet(&imgs, &c, 11);
         assert!(independent[0] != independent[1] || independent[1] != independent[2]);
-        let s = cfg(AugmentSync::Synchronised);
-        let mut buf = vec![0.0f32; 3 * s.image_len()];
-        train_transform_triplet(&imgs, &s, 11, &mut buf);
-        let bufs: Vec<&[f32]> = buf.chunks(s.image_len()).collect();
+        let bufs = triplet(&imgs, &cfg(AugmentSync::Synchronised), 11);
         assert!(bufs[0] == bufs[1] && bufs[1] == bufs[2]);
+    }
+
+    #[test]
+    fn grey_pixels_transform_exactly_like_their_rgb_expansion() {
+        // A grey gradient covering every value, square-ish, at the output size and at other
+        // sizes (both resize filters), with the CLIP normalisation (a different table per channel).
+        let grey = GrayImage::from_fn(16, 32, |x, y| image::Luma([((y * 16 + x) % 256) as u8]));
+        let odd = GrayImage::from_fn(23, 41, |x, y| {
+            image::Luma([((x * 37 + y * 11) % 256) as u8])
+        });
+        for img in [grey, odd] {
+            let rgb = Pixels::Grey(img.clone()).into_rgb();
+            // `image`'s own grey-to-RGB conversion replicates the value.
+            assert_eq!(rgb, image::DynamicImage::ImageLuma8(img.clone()).to_rgb8());
+            let c = TransformConfig {
+                normalization: Normalization::Clip,
+                ..cfg(AugmentSync::Independent)
+            };
+            let (mut a, mut b) = (vec![0.0; c.image_len()], vec![0.0; c.image_len()]);
+            test_transform_pixels(&Pixels::Grey(img.clone()), &c, &mut a);
+            test_transform(&rgb, &c, &mut b);
+            assert_eq!(a, b);
+            for seed in 0..20 {
+                train_transform_pixels(
+                    &Pixels::Grey(img.clone()),
+                    &c,
+                    &mut SmallRng::seed_from_u64(seed),
+                    &mut a,
+                );
+                train_transform(&rgb, &c, &mut SmallRng::seed_from_u64(seed), &mut b);
+                assert_eq!(a, b, "seed {seed}");
+            }
+        }
     }
 
     #[test]
