@@ -1,7 +1,7 @@
 //! Run configuration: TOML files in `configs/`, `--set a.b=value` overrides applied to the TOML tree
 //! before deserialising, and unknown keys reported with the nearest valid key.
 
-use next_reid::data::{DatasetConfig, DatasetKind, SynthConfig};
+use next_reid::data::{DatasetConfig, DatasetKind, LoaderConfig, SynthConfig};
 use next_reid::model::NextConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,27 +55,13 @@ pub struct RunConfig {
     /// from the training split at run time.
     pub model: NextConfig,
     /// Batching and decoding threads.
-    pub loader: LoaderSection,
+    pub loader: LoaderConfig,
     /// Optimiser and schedule.
     pub solver: SolverSection,
     /// Evaluation protocol.
     pub eval: EvalSection,
     /// The synthetic benchmark written by `next synth` / `next demo` (the `next-data` settings).
     pub synthetic: SynthConfig,
-}
-
-/// Batching and decoding threads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoaderSection {
-    /// Training images per batch (P x K).
-    pub batch_size: usize,
-    /// Samples per identity in a training batch (K).
-    pub instances_per_id: usize,
-    /// Decoding threads.
-    pub workers: usize,
-    /// Batches decoded ahead of the model.
-    pub prefetch: usize,
 }
 
 /// Optimiser and schedule.
@@ -132,21 +118,10 @@ impl Default for RunConfig {
             name: "run".into(),
             data: DatasetConfig::new("data/synthetic", DatasetKind::Rgbnt201),
             model: NextConfig::default(),
-            loader: LoaderSection::default(),
+            loader: LoaderConfig::default(),
             solver: SolverSection::default(),
             eval: EvalSection::default(),
             synthetic: SynthConfig::default(),
-        }
-    }
-}
-
-impl Default for LoaderSection {
-    fn default() -> Self {
-        Self {
-            batch_size: 64,
-            instances_per_id: 8,
-            workers: 2,
-            prefetch: 2,
         }
     }
 }

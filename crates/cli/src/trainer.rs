@@ -20,7 +20,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
 use next_reid::common::Progress;
 use next_reid::data::transform::mix_seed;
-use next_reid::data::{train_stream, Dataset, PkSampler, TransformConfig};
+use next_reid::data::{train_stream, Dataset, TransformConfig};
 use next_reid::model::{ClipSource, NextInput, NextModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -271,13 +271,7 @@ pub fn train<B: AutodiffBackend>(
     let groups = GroupIds::of_module::<B, _>(&model);
     let mut step_log = JsonLines::open(&step_log_path)?;
     let mut epoch_log = JsonLines::open(&epoch_log_path)?;
-    let labels: Vec<i64> = dataset.train.iter().map(|r| r.label).collect();
-    let sampler = PkSampler::new(
-        &labels,
-        cfg.loader.batch_size,
-        cfg.loader.instances_per_id,
-        s.seed,
-    )?;
+    let sampler = cfg.loader.sampler(&dataset.train, s.seed)?;
     let schedule = WarmupCosine::from_solver(s);
     let transform = TransformConfig::from_dataset(&dataset.config);
     let use_text = model.config.uses_text();

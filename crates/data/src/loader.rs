@@ -14,9 +14,9 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Loader settings (serialisable for configs).
+/// Loader settings (the `[loader]` section of run configs; missing keys take the defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LoaderConfig {
     /// Samples per batch.
     pub batch_size: usize,
@@ -26,8 +26,6 @@ pub struct LoaderConfig {
     pub workers: usize,
     /// Batches prepared ahead of the consumer (bounds memory).
     pub prefetch: usize,
-    /// Base seed of sampling and augmentation.
-    pub seed: u64,
 }
 
 impl Default for LoaderConfig {
@@ -37,16 +35,19 @@ impl Default for LoaderConfig {
             instances_per_id: 8,
             workers: 2,
             prefetch: 2,
-            seed: 1,
         }
     }
 }
 
 impl LoaderConfig {
-    /// A PK sampler over the labels of `records` with this batch size, K and seed.
-    pub fn sampler(&self, records: &[TripletRecord]) -> Result<crate::sampler::PkSampler> {
+    /// A PK sampler over the labels of `records` with this batch size and K, seeded with `seed`.
+    pub fn sampler(
+        &self,
+        records: &[TripletRecord],
+        seed: u64,
+    ) -> Result<crate::sampler::PkSampler> {
         let labels: Vec<i64> = records.iter().map(|r| r.label).collect();
-        crate::sampler::PkSampler::new(&labels, self.batch_size, self.instances_per_id, self.seed)
+        crate::sampler::PkSampler::new(&labels, self.batch_size, self.instances_per_id, seed)
     }
 }
 

@@ -190,10 +190,9 @@ fn train_and_eval_streams_give_tensors_in_order_and_deterministically() {
     let loader = LoaderConfig {
         batch_size: 8,
         instances_per_id: 4,
-        seed: 11,
         ..LoaderConfig::default()
     };
-    let sampler = loader.sampler(&ds.train).unwrap();
+    let sampler = loader.sampler(&ds.train, 11).unwrap();
     let labels: Vec<i64> = ds.train.iter().map(|r| r.label).collect();
     assert_eq!(
         sampler.epoch_batches(2),
