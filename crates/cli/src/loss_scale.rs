@@ -37,13 +37,13 @@ impl Default for LossScaler {
 impl LossScaler {
     /// Divide every gradient of `groups` by the scale in place; returns whether all of them are
     /// finite, and updates the scale (halve on overflow, double after a clean interval).
-    pub fn unscale<B: AutodiffBackend, M: AutodiffModule<B>>(
+    pub fn unscale<'a, B: AutodiffBackend, M: AutodiffModule<B>>(
         &mut self,
-        groups: &mut [GradientsParams],
+        groups: impl IntoIterator<Item = &'a mut GradientsParams>,
         module: &M,
     ) -> bool {
         let mut non_finite: Option<Tensor<B::InnerBackend, 1, Int>> = None;
-        for grads in groups.iter_mut() {
+        for grads in groups {
             let mut visitor = Unscale::<B> {
                 grads,
                 factor: 1.0 / self.scale,

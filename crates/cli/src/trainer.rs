@@ -358,14 +358,13 @@ pub fn train<B: AutodiffBackend>(
                 None => loss.total,
             };
             let mut grads = scaled.backward();
-            let (group_ids, mut group_grads): (Vec<_>, Vec<_>) =
-                groups.split(&mut grads, &model).into_iter().unzip();
+            let mut split = groups.split(&mut grads, &model);
             let apply = match state.loss_scaler.as_mut() {
-                Some(scaler) => scaler.unscale::<B, _>(&mut group_grads, &model),
+                Some(scaler) => scaler.unscale::<B, _>(split.iter_mut().map(|(_, g)| g), &model),
                 None => true,
             };
             if apply {
-                for (group, grads) in group_ids.into_iter().zip(group_grads) {
+                for (group, grads) in split {
                     let lr = group.lr(s.clip_lr * factor, s.base_lr * factor, s.bias_lr_factor);
                     model = optim.step(lr, model, grads);
                 }

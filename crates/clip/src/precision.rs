@@ -37,15 +37,6 @@ impl Precision {
     pub fn needs_loss_scaling(self) -> bool {
         self == Precision::F16
     }
-
-    /// The config spelling (`f32`, `bf16`, `f16`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-            Precision::F16 => "f16",
-        }
-    }
 }
 
 /// Convert `x` to the compute type `half` (identity when `None`).

@@ -38,13 +38,7 @@ impl Pixels {
     pub fn into_rgb(self) -> RgbImage {
         match self {
             Pixels::Rgb(img) => img,
-            Pixels::Grey(img) => {
-                let (w, h) = img.dimensions();
-                RgbImage::from_fn(w, h, |x, y| {
-                    let [v] = img.get_pixel(x, y).0;
-                    image::Rgb([v, v, v])
-                })
-            }
+            Pixels::Grey(img) => DynamicImage::ImageLuma8(img).into_rgb8(),
         }
     }
 
