@@ -3,6 +3,8 @@
 //! This umbrella crate re-exports the component crates so that another Rust project needs one
 //! dependency. Each component is also usable alone.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 
 pub use burn;
@@ -15,3 +17,9 @@ pub use next_experts as experts;
 pub use next_losses as losses;
 pub use next_metrics as metrics;
 pub use next_model as model;
+pub use next_train as train;
+
+/// The README's Rust snippets, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

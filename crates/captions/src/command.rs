@@ -12,86 +12,97 @@ use next_common::Progress;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Options shared by the caption subcommands.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PipelineArgs {
+/// Options shared by the caption stages (the `next caption` and `next-captions` command lines
+/// parse into this).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineOptions {
     /// Work folder for stage files, the answer cache and the captions.
-    #[arg(long)]
     pub work: PathBuf,
     /// Dataset folder laid out as <split>/<RGB|NI|TI>/<images> (attributes, all).
-    #[arg(long)]
     pub dataset: Option<PathBuf>,
     /// Persons or vehicles.
-    #[arg(long, value_enum, default_value = "person")]
     pub kind: ObjectKind,
-    /// Model asked for attributes; repeat for several (the order breaks confidence ties).
-    #[arg(long = "model")]
+    /// Model asked for attributes; several allowed (the order breaks confidence ties).
     pub models: Vec<String>,
     /// OpenAI-compatible endpoint up to /v1.
-    #[arg(long, default_value = "http://127.0.0.1:8000/v1")]
     pub base_url: String,
     /// Environment variable holding the API key (unset: no Authorization header).
-    #[arg(long, default_value = "OPENAI_API_KEY")]
     pub api_key_env: String,
     /// Requests in flight at most.
-    #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
     /// Whole-request timeout in seconds.
-    #[arg(long, default_value_t = 120.0)]
     pub timeout_s: f64,
     /// Attempts per request (retries on 429, 5xx, timeouts, unusable answers).
-    #[arg(long, default_value_t = 5)]
     pub max_attempts: u32,
     /// First retry wait in seconds, doubled at each retry.
-    #[arg(long, default_value_t = 2.0)]
     pub backoff_s: f64,
     /// Longest retry wait in seconds.
-    #[arg(long, default_value_t = 60.0)]
     pub backoff_max_s: f64,
     /// Attribute instruction file (default: the built-in configs/prompts/<kind>_attributes.v1.txt).
-    #[arg(long)]
     pub prompt: Option<PathBuf>,
     /// Complement rules JSON (default: configs/captions/complement.v1.json, built in).
-    #[arg(long)]
     pub rules: Option<PathBuf>,
     /// Override the rules' confidence threshold.
-    #[arg(long)]
     pub threshold: Option<f32>,
     /// Model that rewrites the template captions (optional LLM composition).
-    #[arg(long)]
     pub compose_model: Option<String>,
     /// Composition instruction file (default: configs/prompts/caption_compose.v1.txt, built in).
-    #[arg(long)]
     pub compose_prompt: Option<PathBuf>,
     /// Caption output folder (default: <work>/captions).
-    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
-/// The caption pipeline's subcommands.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum CaptionCommand {
+impl PipelineOptions {
+    /// The defaults, working in `work`: persons, a local endpoint
+    /// (`http://127.0.0.1:8000/v1`), key in `OPENAI_API_KEY`, 4 requests in flight, 120 s
+    /// timeout, 5 attempts, retry waits from 2 s doubling up to 60 s.
+    pub fn new(work: impl Into<PathBuf>) -> Self {
+        Self {
+            work: work.into(),
+            dataset: None,
+            kind: ObjectKind::Person,
+            models: Vec::new(),
+            base_url: "http://127.0.0.1:8000/v1".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            concurrency: 4,
+            timeout_s: 120.0,
+            max_attempts: 5,
+            backoff_s: 2.0,
+            backoff_max_s: 60.0,
+            prompt: None,
+            rules: None,
+            threshold: None,
+            compose_model: None,
+            compose_prompt: None,
+            out: None,
+        }
+    }
+}
+
+/// The caption pipeline's stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptionStage {
     /// Ask every model for confidence-scored attributes of every image (cached, resumable).
-    Attributes(PipelineArgs),
+    Attributes,
     /// Merge models per attribute, complement across modalities, write the unknown-rate report.
-    Merge(PipelineArgs),
+    Merge,
     /// Compose captions in the NEXT template (optionally rewritten by an LLM).
-    Compose(PipelineArgs),
+    Compose,
     /// attributes, merge and compose in one go.
-    All(PipelineArgs),
+    All,
 }
 
 /// Run one caption subcommand. Failed requests do not stop the run: every output is written, the
 /// failures are listed in a JSON report, and the result is a [`CaptionError::Failures`] naming it.
-pub fn run_caption_command(cmd: CaptionCommand) -> Result<(), CaptionError> {
-    match cmd {
-        CaptionCommand::Attributes(a) => finish(attributes_stage(&a)?),
-        CaptionCommand::Merge(a) => merge_stage(&a),
-        CaptionCommand::Compose(a) => finish(compose_stage(&a)?),
-        CaptionCommand::All(a) => {
-            let failed = attributes_stage(&a)?;
-            merge_stage(&a)?;
-            let composed = compose_stage(&a)?;
+pub fn run_caption_stage(stage: CaptionStage, a: &PipelineOptions) -> Result<(), CaptionError> {
+    match stage {
+        CaptionStage::Attributes => finish(attributes_stage(a)?),
+        CaptionStage::Merge => merge_stage(a),
+        CaptionStage::Compose => finish(compose_stage(a)?),
+        CaptionStage::All => {
+            let failed = attributes_stage(a)?;
+            merge_stage(a)?;
+            let composed = compose_stage(a)?;
             finish(failed.or(composed))
         }
     }
@@ -104,7 +115,7 @@ fn finish(failures: Option<(usize, PathBuf)>) -> Result<(), CaptionError> {
     }
 }
 
-fn client(a: &PipelineArgs) -> Result<ChatClient, CaptionError> {
+fn client(a: &PipelineOptions) -> Result<ChatClient, CaptionError> {
     let secs = |s: f64, name: &str| {
         Duration::try_from_secs_f64(s).map_err(|_| {
             CaptionError::Config(format!("--{name} must be a non-negative number of seconds"))
@@ -131,7 +142,7 @@ fn write_failures(
     Ok((!failures.is_empty()).then(|| (failures.len(), path.to_path_buf())))
 }
 
-fn attributes_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, CaptionError> {
+fn attributes_stage(a: &PipelineOptions) -> Result<Option<(usize, PathBuf)>, CaptionError> {
     let dataset = a.dataset.as_deref().ok_or_else(|| {
         CaptionError::Config("--dataset is required for the attributes stage".into())
     })?;
@@ -165,7 +176,7 @@ fn attributes_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, Captio
     Ok((!run.failures.is_empty()).then_some((run.failures.len(), report)))
 }
 
-fn merge_stage(a: &PipelineArgs) -> Result<(), CaptionError> {
+fn merge_stage(a: &PipelineOptions) -> Result<(), CaptionError> {
     let mut rules = match &a.rules {
         Some(p) => ComplementRules::load(p)?,
         None => ComplementRules::default(),
@@ -184,7 +195,7 @@ fn merge_stage(a: &PipelineArgs) -> Result<(), CaptionError> {
     Ok(())
 }
 
-fn compose_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, CaptionError> {
+fn compose_stage(a: &PipelineOptions) -> Result<Option<(usize, PathBuf)>, CaptionError> {
     let sets = pipeline::load_stage(&a.work, "complemented")?;
     let out = a.out.clone().unwrap_or_else(|| a.work.join("captions"));
     let client = client(a)?;
@@ -213,68 +224,25 @@ fn compose_stage(a: &PipelineArgs) -> Result<Option<(usize, PathBuf)>, CaptionEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, Parser};
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: CaptionCommand,
-    }
-
-    #[test]
-    fn command_line_parses() {
-        Cli::command().debug_assert();
-        let cli = Cli::try_parse_from([
-            "next",
-            "all",
-            "--work",
-            "w",
-            "--dataset",
-            "d",
-            "--kind",
-            "vehicle",
-            "--model",
-            "gpt-4o",
-            "--model",
-            "qwen-vl",
-            "--threshold",
-            "0.4",
-        ])
-        .unwrap();
-        let CaptionCommand::All(args) = cli.command else {
-            panic!("expected all")
-        };
-        assert_eq!(args.models, ["gpt-4o", "qwen-vl"]);
-        assert_eq!(
-            (args.kind, args.threshold, args.concurrency),
-            (ObjectKind::Vehicle, Some(0.4), 4)
-        );
-        assert!(
-            Cli::try_parse_from(["next", "merge"]).is_err(),
-            "--work is required"
-        );
-    }
 
     #[test]
     fn bad_options_are_reported_not_panicked() {
-        let cli =
-            Cli::try_parse_from(["next", "attributes", "--work", "w", "--model", "m"]).unwrap();
-        let err = run_caption_command(cli.command).unwrap_err().to_string();
+        let mut options = PipelineOptions::new("w");
+        options.models = vec!["m".into()];
+        let err = run_caption_stage(CaptionStage::Attributes, &options)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--dataset"), "{err}");
-        let cli = Cli::try_parse_from([
-            "next",
-            "merge",
-            "--work",
-            "/definitely/missing",
-            "--threshold",
-            "2",
-        ])
-        .unwrap();
-        let err = run_caption_command(cli.command).unwrap_err().to_string();
+        let mut options = PipelineOptions::new("/definitely/missing");
+        options.threshold = Some(2.0);
+        let err = run_caption_stage(CaptionStage::Merge, &options)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--threshold"), "{err}");
-        let cli =
-            Cli::try_parse_from(["next", "compose", "--work", "/definitely/missing"]).unwrap();
-        let err = run_caption_command(cli.command).unwrap_err().to_string();
+        let options = PipelineOptions::new("/definitely/missing");
+        let err = run_caption_stage(CaptionStage::Compose, &options)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/definitely/missing"), "{err}");
     }
 }

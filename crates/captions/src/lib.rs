@@ -26,7 +26,7 @@ pub use attributes::{
 pub use cache::{sha256_hex, AnswerCache, CacheEntry};
 pub use captions_file::{read_caption_file, write_caption_file, CaptionEntry};
 pub use client::{ChatClient, ClientConfig, InlineImage};
-pub use command::{run_caption_command, CaptionCommand, PipelineArgs};
+pub use command::{run_caption_stage, CaptionStage, PipelineOptions};
 pub use error::{CaptionError, ClientError, ExtractError};
 pub use extract::{extract_json_object, parse_attribute_answer};
 pub use person_caption::{

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 pub const UNKNOWN: &str = "unknown";
 
 /// What kind of object a dataset shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     /// Pedestrians (RGBNT201, Market-MM).

@@ -3,9 +3,8 @@
 mod support;
 
 use next_captions::{
-    run_attributes, run_caption_command, scan_dataset, AnswerCache, AttributeRunConfig,
-    CaptionCommand, CaptionError, ChatClient, ClientConfig, ObjectKind, PipelineArgs,
-    PromptTemplate,
+    run_attributes, run_caption_stage, scan_dataset, AnswerCache, AttributeRunConfig, CaptionError,
+    CaptionStage, ChatClient, ClientConfig, ObjectKind, PipelineOptions, PromptTemplate,
 };
 use next_common::{Modality, Progress};
 use std::time::Duration;
@@ -183,8 +182,8 @@ fn a_second_run_is_served_from_the_cache() {
     assert_eq!((third.asked, third.cached), (2, 0));
 }
 
-fn pipeline_args(server: &FakeServer, root: &std::path::Path) -> PipelineArgs {
-    PipelineArgs {
+fn pipeline_args(server: &FakeServer, root: &std::path::Path) -> PipelineOptions {
+    PipelineOptions {
         work: root.join("work"),
         dataset: Some(root.join("data")),
         kind: ObjectKind::Person,
@@ -218,7 +217,7 @@ fn the_whole_pipeline_reports_failures_and_keeps_every_image() {
     let dir = tempfile::tempdir().unwrap();
     fake_dataset(&dir.path().join("data"), &["train", "test"], 2);
     let args = pipeline_args(&server, dir.path());
-    let err = run_caption_command(CaptionCommand::All(args.clone())).unwrap_err();
+    let err = run_caption_stage(CaptionStage::All, &args).unwrap_err();
     let CaptionError::Failures { count, report } = &err else {
         panic!("{err}")
     };
@@ -255,7 +254,7 @@ fn the_whole_pipeline_reports_failures_and_keeps_every_image() {
 
     // A rerun asks nothing again except the failed request, which fails again.
     let before = server.seen().len();
-    let err = run_caption_command(CaptionCommand::Attributes(args)).unwrap_err();
+    let err = run_caption_stage(CaptionStage::Attributes, &args).unwrap_err();
     assert!(
         matches!(err, CaptionError::Failures { count: 1, .. }),
         "{err}"
@@ -284,11 +283,11 @@ fn optional_llm_composition_rewrites_caches_and_falls_back() {
     let dir = tempfile::tempdir().unwrap();
     fake_dataset(&dir.path().join("data"), &["test"], 1);
     let mut args = pipeline_args(&server, dir.path());
-    run_caption_command(CaptionCommand::All(args.clone())).unwrap();
+    run_caption_stage(CaptionStage::All, &args).unwrap();
     args.compose_model = Some("writer".into());
     args.out = Some(dir.path().join("llm"));
     // Every test image carries the TIR backpack after complement, so all three are rewritten.
-    run_caption_command(CaptionCommand::Compose(args.clone())).unwrap();
+    run_caption_stage(CaptionStage::Compose, &args).unwrap();
     let rgb = next_captions::read_caption_file(&dir.path().join("llm/test_RGB.json")).unwrap();
     assert!(
         rgb[0].description.starts_with("Rewritten: An adult female"),
@@ -296,7 +295,7 @@ fn optional_llm_composition_rewrites_caches_and_falls_back() {
         rgb[0].description
     );
     let asked = server.seen().len();
-    run_caption_command(CaptionCommand::Compose(args.clone())).unwrap();
+    run_caption_stage(CaptionStage::Compose, &args).unwrap();
     assert_eq!(
         server.seen().len(),
         asked,
@@ -304,7 +303,7 @@ fn optional_llm_composition_rewrites_caches_and_falls_back() {
     );
     // A model that always fails keeps the template captions and reports each image.
     args.compose_model = Some("broken".into());
-    let err = run_caption_command(CaptionCommand::Compose(args)).unwrap_err();
+    let err = run_caption_stage(CaptionStage::Compose, &args).unwrap_err();
     assert!(
         matches!(err, CaptionError::Failures { count: 3, .. }),
         "{err}"

@@ -1,209 +1,23 @@
-//! The `next` subcommands (clap), each generic over the Burn backend chosen with `--backend`.
+//! The `next` subcommands, each generic over the Burn backend chosen with `--backend`.
 
+pub use crate::args::*;
 use crate::config::RunConfig;
-use crate::evaluate::{
-    eval_config, evaluate_model, format_table, EvalSettings, Extracted, SettingResult,
-};
-use crate::report::{write_expert_masks, write_rank_lists};
-use crate::trainer::{build_model, checkpoint_config, load_model_weights, train, TrainOptions};
+use crate::report::{write_curves, write_expert_masks, write_rank_lists};
 use crate::RunError;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use clap::{Args, Parser, Subcommand, ValueEnum};
 use next_reid::data::{load_dataset, Dataset};
 use next_reid::metrics::{evaluate, top_k, FeatureSet};
+use next_reid::model::{check_architecture, Checkpoint, ModelError, NextModel};
+use next_reid::train::evaluate::{eval_config, extract_query_gallery, ModalityMask};
+use next_reid::train::image_query::{
+    extract_triplets, scan_triplet_dir, triplet_record, ImageTriplet,
+};
+use next_reid::train::{
+    evaluate_model, extract, format_table, prepare, EvalSettings, Extracted, SettingResult,
+    StepInfo, TrainConfig, TrainOptions,
+};
 use std::path::{Path, PathBuf};
-
-/// Multi-modal (RGB / NIR / TIR + text) object re-identification with NEXT.
-#[derive(Debug, Parser)]
-#[command(name = "next", version, about)]
-pub struct Cli {
-    /// Compute backend: flex (CPU), wgpu, cuda (the last two need the cargo features of the same name).
-    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Flex)]
-    pub backend: BackendChoice,
-    /// The subcommand.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Compute backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendChoice {
-    /// Pure-Rust CPU backend.
-    Flex,
-    /// Portable GPU backend (Vulkan / Metal / DX12).
-    Wgpu,
-    /// NVIDIA CUDA backend.
-    Cuda,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Train a NEXT model (checkpoints, logs and curves go to --out).
-    Train(TrainArgs),
-    /// Evaluate a checkpoint (all modalities and the six missing-modality settings).
-    Eval(EvalArgs),
-    /// Extract query / gallery (or `--images-dir`) features to safetensors or npy, with a `.keys.json`.
-    Embed(EmbedArgs),
-    /// Rank the gallery for dataset queries or image triplets: printed and drawn as a rank-list PNG.
-    Search(SearchArgs),
-    /// Write the synthetic tri-spectral benchmark.
-    Synth(SynthArgs),
-    /// Synthetic benchmark + small NEXT trained on CPU + evaluation + report folder.
-    Demo(DemoArgs),
-    /// Backends, devices and model size.
-    Info(ConfigArgs),
-    /// Caption pipeline (attributes, merge, compose) of next-captions.
-    #[command(subcommand)]
-    Caption(next_reid::captions::CaptionCommand),
-}
-
-/// A config file plus `--set` overrides.
-#[derive(Debug, Clone, Args)]
-pub struct ConfigArgs {
-    /// TOML run configuration (see configs/).
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
-    /// Override one key, e.g. `--set solver.base_lr=3.5e-4` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-}
-
-impl ConfigArgs {
-    /// Load the configuration.
-    pub fn load(&self) -> Result<RunConfig, RunError> {
-        Ok(RunConfig::load(self.config.as_deref(), &self.overrides)?)
-    }
-}
-
-/// `next train`.
-#[derive(Debug, Clone, Args)]
-pub struct TrainArgs {
-    /// Configuration.
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    /// Output folder.
-    #[arg(long, default_value = "runs/next")]
-    pub out: PathBuf,
-    /// Continue from OUT/last.ckpt.
-    #[arg(long)]
-    pub resume: bool,
-    /// Testing aid: block one step after this many epochs (to be killed).
-    #[arg(long, hide = true)]
-    pub hang_after_epoch: Option<usize>,
-}
-
-/// `next eval`.
-#[derive(Debug, Clone, Args)]
-pub struct EvalArgs {
-    /// Training checkpoint (its config is used; `--set` overrides it, e.g. data.root).
-    #[arg(long, conflicts_with = "features")]
-    pub checkpoint: Option<PathBuf>,
-    /// Evaluate a feature file written by `next embed` instead of a model.
-    #[arg(long)]
-    pub features: Option<PathBuf>,
-    /// Overrides on the checkpoint's config.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-    /// Skip the six missing-modality settings.
-    #[arg(long)]
-    pub no_missing: bool,
-    /// Write the results as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
-
-/// `next embed`.
-#[derive(Debug, Clone, Args)]
-pub struct EmbedArgs {
-    /// Training checkpoint.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Overrides on the checkpoint's config.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-    /// Output file (safetensors; with `--format npy`, `<out>.npy` is written).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Output format of the features.
-    #[arg(long, value_enum, default_value_t = EmbedFormat::Safetensors)]
-    pub format: EmbedFormat,
-    /// Embed every triplet of a folder with `RGB/ NI/ TI/` subfolders instead of the dataset.
-    #[arg(long)]
-    pub images_dir: Option<PathBuf>,
-    /// Camera id (0-based) given to the model for `--images-dir` triplets.
-    #[arg(long, default_value_t = 0)]
-    pub camera: i64,
-}
-
-/// Feature file format of `next embed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EmbedFormat {
-    /// Metrics feature file (query and gallery) plus `.keys.json`.
-    Safetensors,
-    /// NumPy float32 `[N, D]` (`<out>.npy`) plus `<out>.keys.json`.
-    Npy,
-}
-
-/// `next search`.
-#[derive(Debug, Clone, Args)]
-pub struct SearchArgs {
-    /// Training checkpoint.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Overrides on the checkpoint's config.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-    /// Query samples: index in the query split or file name (repeatable; default: the first).
-    #[arg(long)]
-    pub query: Vec<String>,
-    /// Gallery entries to list per query.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-    /// Rank-list picture.
-    #[arg(long)]
-    pub png: Option<PathBuf>,
-    /// Query RGB image (with --nir / --tir; a missing modality is zero-filled).
-    #[arg(long)]
-    pub rgb: Option<PathBuf>,
-    /// Query near-infrared image.
-    #[arg(long)]
-    pub nir: Option<PathBuf>,
-    /// Query thermal-infrared image.
-    #[arg(long)]
-    pub tir: Option<PathBuf>,
-    /// Folder with `RGB/ NI/ TI/` subfolders paired by file name: every triplet is a query.
-    #[arg(long)]
-    pub query_dir: Option<PathBuf>,
-    /// Camera id (0-based) given to the model for image queries (--rgb/--nir/--tir, --query-dir).
-    #[arg(long, default_value_t = 0)]
-    pub camera: i64,
-}
-
-/// `next synth`.
-#[derive(Debug, Clone, Args)]
-pub struct SynthArgs {
-    /// Configuration (the `[synthetic]` section is used).
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    /// Output folder.
-    #[arg(long, default_value = "data/synthetic")]
-    pub out: PathBuf,
-}
-
-/// `next demo`.
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Output folder (data, checkpoints, report).
-    #[arg(long, default_value = "next-demo")]
-    pub out: PathBuf,
-    /// Hugging Face CLIP folder (config.json + model.safetensors) instead of the small random CLIP.
-    #[arg(long)]
-    pub clip: Option<PathBuf>,
-    /// Overrides on the embedded demo config (e.g. solver.epochs=4).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-}
+use std::sync::Arc;
 
 /// The embedded demo configuration (configs/synthetic.toml).
 pub const DEMO_CONFIG: &str = include_str!("../../../configs/synthetic.toml");
@@ -217,7 +31,7 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
         #[cfg(feature = "cuda")]
         BackendChoice::Cuda => run_on::<next_reid::backend::CudaTrain>(cli.command),
         #[allow(unreachable_patterns)]
-        other => Err(RunError::Other(format!(
+        other => Err(RunError::Usage(format!(
             "backend {other:?} is not compiled in: rebuild with `--features {}` (compiled: {:?})",
             format!("{other:?}").to_lowercase(),
             next_reid::backend::compiled_backends()
@@ -235,9 +49,7 @@ fn run_on<B: AutodiffBackend>(command: Command) -> Result<(), RunError> {
         Command::Synth(a) => cmd_synth(&a),
         Command::Demo(a) => crate::demo::run_demo::<B>(&a, &device),
         Command::Info(a) => cmd_info::<B>(&a),
-        Command::Caption(c) => {
-            next_reid::captions::run_caption_command(c).map_err(|e| RunError::Other(e.to_string()))
-        }
+        Command::Caption(c) => Ok(c.run()?),
     }
 }
 
@@ -267,10 +79,15 @@ fn cmd_train<B: AutodiffBackend>(a: &TrainArgs, device: &B::Device) -> Result<()
     let opts = TrainOptions {
         out_dir: a.out.clone(),
         resume: a.resume,
+        force: a.force,
         verbose: true,
-        hang_after_epoch: a.hang_after_epoch,
+        step_hook: a.hang_after_epoch.map(hang_after_epoch),
     };
-    let outcome = train::<B>(&cfg, &dataset, &opts, device)?;
+    // Every check (folder, checkpoint, architecture) passes before anything is written.
+    let training = prepare::<B>(&cfg.model, &cfg.train_config(), &dataset, &opts, device)?;
+    next_reid::common::write_atomic(a.out.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let outcome = training.run()?;
+    write_curves(&a.out, &a.out.join("steps.jsonl"), &outcome.history)?;
     if let Some((epoch, map)) = outcome.best {
         println!(
             "best mAP {map:.2} at epoch {epoch}; checkpoints in {}",
@@ -280,22 +97,83 @@ fn cmd_train<B: AutodiffBackend>(a: &TrainArgs, device: &B::Device) -> Result<()
     Ok(())
 }
 
-/// Model and dataset of a training checkpoint (config from the checkpoint plus overrides).
+/// Testing aid of `--hang-after-epoch N`: block forever one step into epoch N + 1 (so that a
+/// test can SIGKILL a run that has progress past its last checkpoint).
+fn hang_after_epoch(epochs: usize) -> next_reid::train::StepHook {
+    Arc::new(move |info: &StepInfo| {
+        if info.epoch == epochs && info.step == 1 {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+    })
+}
+
+/// The run configuration saved in a checkpoint (model, dataset and training sections).
+fn saved_run_config(checkpoint: &Checkpoint, path: &Path) -> Result<RunConfig, RunError> {
+    let header = checkpoint.model_header(path)?;
+    let section = |name: &str| checkpoint.header.get(name).cloned();
+    let mut cfg = RunConfig {
+        model: header.model,
+        ..RunConfig::default()
+    };
+    if let Some(data) = section("data").and_then(|d| serde_json::from_value(d).ok()) {
+        cfg.data = data;
+    }
+    if let Some(train) =
+        section("train").and_then(|t| serde_json::from_value::<TrainConfig>(t).ok())
+    {
+        cfg.solver = train.solver;
+        cfg.loader = train.loader;
+        cfg.eval = train.eval;
+    }
+    Ok(cfg)
+}
+
+/// Model and dataset of a checkpoint: the model from the checkpoint alone, the configuration
+/// saved in it plus `overrides`. An override that changes the architecture (or the image size)
+/// is an error naming the key.
 pub fn open_checkpoint<B: Backend>(
-    checkpoint: &Path,
+    path: &Path,
     overrides: &[String],
     device: &B::Device,
-) -> Result<(RunConfig, Dataset, next_reid::model::NextModel<B>), RunError> {
-    let saved = checkpoint_config(checkpoint)?;
-    let cfg = RunConfig::from_toml_str(&saved.to_toml(), overrides)?;
+) -> Result<(RunConfig, Dataset, NextModel<B>), RunError> {
+    let checkpoint = Checkpoint::load(path)?;
+    let header = checkpoint.model_header(path)?;
+    let saved = saved_run_config(&checkpoint, path)?;
+    let origin = format!("{} (its saved config)", path.display());
+    let cfg = RunConfig::from_toml_text(&origin, &saved.to_toml(), overrides)?;
+    let clip = if cfg.model.clip == header.model.clip {
+        header.clip.clone()
+    } else {
+        cfg.model.clip_config()?
+    };
+    check_architecture(path, &header, &cfg.model, &clip)?;
+    let size = cfg.data.size();
+    if let Some(saved) = header.image_size.filter(|saved| *saved != size) {
+        return Err(ModelError::Mismatch {
+            checkpoint: path.to_path_buf(),
+            key: "data.image_size".into(),
+            checkpoint_value: format!("{saved:?}"),
+            config_value: format!("{size:?}"),
+        }
+        .into());
+    }
+    let model = header.model.init_with_clip::<B>(&header.clip, device)?;
+    let mut model = checkpoint.load_weights(model, path, device)?;
+    // Only settings that change no weight differ now (feature stage, precision, text mode).
+    let precision = cfg.model.precision;
+    model.config = cfg.model.clone();
+    model.set_precision(precision);
     let dataset = open_dataset(&cfg, false)?;
-    let model = build_model::<B>(&cfg, &dataset, device)?;
-    let model = load_model_weights(model, checkpoint, device)?;
     Ok((cfg, dataset, model))
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RunError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Other(e.to_string()))?;
+fn write_json(path: &Path, what: &str, value: &impl serde::Serialize) -> Result<(), RunError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Json {
+        what: what.to_string(),
+        message: e.to_string(),
+    })?;
     next_reid::common::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
@@ -316,12 +194,12 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
         let checkpoint = a
             .checkpoint
             .as_ref()
-            .ok_or_else(|| RunError::Other("next eval needs --checkpoint or --features".into()))?;
+            .ok_or_else(|| RunError::Usage("next eval needs --checkpoint or --features".into()))?;
         let (cfg, dataset, model) = open_checkpoint::<B>(checkpoint, &a.overrides, device)?;
         evaluate_model(
             &model,
             &dataset,
-            &EvalSettings::from_config(&cfg, true),
+            &EvalSettings::from_config(&cfg.train_config(), true),
             !a.no_missing,
             device,
         )?
@@ -329,10 +207,7 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
     };
     print!("{}", format_table("evaluation (%)", &results));
     if let Some(path) = &a.json {
-        write_json(
-            path,
-            &serde_json::to_value(&results).map_err(|e| RunError::Other(e.to_string()))?,
-        )?;
+        write_json(path, "evaluation results", &results)?;
     }
     Ok(())
 }
@@ -353,6 +228,7 @@ pub fn write_features(
     let keys_path = path.with_extension("keys.json");
     write_json(
         &keys_path,
+        "feature keys",
         &serde_json::json!({"query": query.keys, "gallery": gallery.keys}),
     )?;
     Ok(keys_path)
@@ -363,8 +239,8 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
     let (query, gallery) = match &a.images_dir {
         // A folder of triplets is written as both query and gallery (searchable against itself).
         Some(dir) => {
-            let triplets = crate::image_query::scan_triplet_dir(dir)?;
-            let feats = crate::image_query::extract_triplets(
+            let triplets = scan_triplet_dir(dir)?;
+            let feats = extract_triplets(
                 &model,
                 &triplets,
                 next_reid::data::TransformConfig::from_dataset(&dataset.config),
@@ -374,11 +250,11 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
             )?;
             (feats.clone(), feats)
         }
-        None => crate::evaluate::extract_query_gallery(
+        None => extract_query_gallery(
             &model,
             &dataset,
-            &EvalSettings::from_config(&cfg, true),
-            crate::evaluate::ModalityMask::FULL,
+            &EvalSettings::from_config(&cfg.train_config(), true),
+            ModalityMask::FULL,
             device,
         )?,
     };
@@ -401,13 +277,13 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
 
 fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunError> {
     let (cfg, dataset, model) = open_checkpoint::<B>(&a.checkpoint, &a.overrides, device)?;
-    let settings = EvalSettings::from_config(&cfg, false);
+    let settings = EvalSettings::from_config(&cfg.train_config(), false);
     let mut triplets = Vec::new();
     if let Some(dir) = &a.query_dir {
-        triplets.extend(crate::image_query::scan_triplet_dir(dir)?);
+        triplets.extend(scan_triplet_dir(dir)?);
     }
     if a.rgb.is_some() || a.nir.is_some() || a.tir.is_some() {
-        triplets.push(crate::image_query::ImageTriplet::from_files([
+        triplets.push(ImageTriplet::from_files([
             a.rgb.clone(),
             a.nir.clone(),
             a.tir.clone(),
@@ -415,17 +291,12 @@ fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunE
     }
     let (query, gallery, picked, dataset) = if triplets.is_empty() {
         let picked = pick_dataset_queries(&a.query, &dataset)?;
-        let (query, gallery) = crate::evaluate::extract_query_gallery(
-            &model,
-            &dataset,
-            &settings,
-            crate::evaluate::ModalityMask::FULL,
-            device,
-        )?;
+        let (query, gallery) =
+            extract_query_gallery(&model, &dataset, &settings, ModalityMask::FULL, device)?;
         (query, gallery, picked, dataset)
     } else {
         let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
-        let query = crate::image_query::extract_triplets(
+        let query = extract_triplets(
             &model,
             &triplets,
             transform,
@@ -433,20 +304,17 @@ fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunE
             a.camera,
             device,
         )?;
-        let gallery = crate::evaluate::extract(
+        let gallery = extract(
             &model,
             &dataset.gallery,
             transform,
             &settings,
-            crate::evaluate::ModalityMask::FULL,
+            ModalityMask::FULL,
             "",
             device,
         )?;
         let dataset = Dataset {
-            query: triplets
-                .iter()
-                .map(crate::image_query::triplet_record)
-                .collect(),
+            query: triplets.iter().map(triplet_record).collect(),
             ..dataset
         };
         (query, gallery, (0..triplets.len()).collect(), dataset)
@@ -510,7 +378,7 @@ fn pick_dataset_queries(queries: &[String], dataset: &Dataset) -> Result<Vec<usi
                 .iter()
                 .position(|r| r.key == q)
                 .ok_or_else(|| {
-                    RunError::Other(format!(
+                    RunError::Usage(format!(
                         "query {q:?}: expected an index below {} or a query file name",
                         dataset.query.len()
                     ))

@@ -1,47 +1,14 @@
-//! Run configuration: TOML files in `configs/`, `--set a.b=value` overrides applied to the TOML tree
-//! before deserialising, and unknown keys reported with the nearest valid key.
+//! Run configuration of the `next` tool: one TOML file with the sections of every library
+//! (`[data]`, `[model]`, `[loader]`, `[solver]`, `[eval]`, `[synthetic]`), read by the shared
+//! loader of `next-common` (`--set a.b=value` overrides, unknown keys reported with the nearest
+//! valid key, relative paths of a file resolved against the file's folder).
 
+use next_reid::common::{ConfigError, TomlLayout, TomlSource};
 use next_reid::data::{DatasetConfig, DatasetKind, LoaderConfig, SynthConfig};
 use next_reid::model::NextConfig;
+use next_reid::train::{EvaluationConfig, SolverConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// Errors while reading or checking a run configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The configuration file could not be read.
-    #[error(transparent)]
-    Read(#[from] next_reid::common::FileError),
-    /// The file is not valid TOML.
-    #[error("{path}: expected a TOML run configuration: {message}")]
-    Syntax {
-        /// The file concerned.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// A key that the configuration does not have.
-    #[error("{origin}: unknown key `{key}`{}", nearest.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())]
-    UnknownKey {
-        /// Where the key came from (file name or `--set`).
-        origin: String,
-        /// The full dotted key.
-        key: String,
-        /// The closest valid key, if any is close.
-        nearest: Option<String>,
-    },
-    /// A `--set` argument that is not `key=value`.
-    #[error("--set {0}: expected KEY=VALUE, e.g. solver.base_lr=3.5e-4")]
-    BadOverride(String),
-    /// A value of the wrong type or out of range.
-    #[error("{origin}: {message}")]
-    Invalid {
-        /// Where the value came from.
-        origin: String,
-        /// What is wrong.
-        message: String,
-    },
-}
 
 /// The whole configuration of a training / evaluation run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,59 +24,11 @@ pub struct RunConfig {
     /// Batching and decoding threads.
     pub loader: LoaderConfig,
     /// Optimiser and schedule.
-    pub solver: SolverSection,
+    pub solver: SolverConfig,
     /// Evaluation protocol.
-    pub eval: EvalSection,
+    pub eval: EvaluationConfig,
     /// The synthetic benchmark written by `next synth` / `next demo` (the `next-data` settings).
     pub synthetic: SynthConfig,
-}
-
-/// Optimiser and schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SolverSection {
-    /// Learning rate of everything but the CLIP visual encoder.
-    pub base_lr: f64,
-    /// Learning rate of the CLIP visual encoder.
-    pub clip_lr: f64,
-    /// Bias learning-rate multiplier.
-    pub bias_lr_factor: f64,
-    /// Coupled (L2) weight decay.
-    pub weight_decay: f64,
-    /// Number of epochs.
-    pub epochs: usize,
-    /// Warm-up epochs.
-    pub warmup_epochs: usize,
-    /// Learning-rate factor at the start of warm-up.
-    pub warmup_factor: f64,
-    /// Learning-rate factor at the end of the cosine decay.
-    pub final_lr_factor: f64,
-    /// Per-parameter gradient L2-norm clip (0 = off).
-    pub grad_clip: f32,
-    /// Random seed (model init, sampler, augmentation, dropout, sentence sampling).
-    pub seed: u64,
-    /// Stop an epoch after this many steps (0 = whole epoch).
-    pub max_steps_per_epoch: usize,
-    /// Write the last checkpoint every N epochs.
-    pub checkpoint_every: usize,
-}
-
-/// Evaluation protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalSection {
-    /// Evaluate every N epochs (0 = only at the end).
-    pub every: usize,
-    /// Also evaluate the six missing-modality settings.
-    pub missing_modalities: bool,
-    /// Images per feature-extraction batch.
-    pub batch_size: usize,
-    /// Ranks kept in CMC.
-    pub max_rank: usize,
-    /// Queries shown in rank-list pictures.
-    pub show_queries: usize,
-    /// Ranks shown per query in rank-list pictures.
-    pub show_ranks: usize,
 }
 
 impl Default for RunConfig {
@@ -119,98 +38,56 @@ impl Default for RunConfig {
             data: DatasetConfig::new("data/synthetic", DatasetKind::Rgbnt201),
             model: NextConfig::default(),
             loader: LoaderConfig::default(),
-            solver: SolverSection::default(),
-            eval: EvalSection::default(),
+            solver: SolverConfig::default(),
+            eval: EvaluationConfig::default(),
             synthetic: SynthConfig::default(),
         }
     }
 }
 
-impl Default for SolverSection {
-    fn default() -> Self {
-        Self {
-            base_lr: 3.5e-4,
-            clip_lr: 5e-6,
-            bias_lr_factor: 2.0,
-            weight_decay: 1e-4,
-            epochs: 50,
-            warmup_epochs: 10,
-            warmup_factor: 0.1,
-            final_lr_factor: 0.001,
-            grad_clip: 0.0,
-            seed: 1,
-            max_steps_per_epoch: 0,
-            checkpoint_every: 1,
-        }
-    }
-}
+/// Keys holding file paths (relative ones in a file are resolved against the file's folder).
+const PATH_KEYS: [&str; 3] = ["data.root", "data.captions", "model.clip"];
 
-impl Default for EvalSection {
-    fn default() -> Self {
-        Self {
-            every: 1,
-            missing_modalities: true,
-            batch_size: 64,
-            max_rank: 50,
-            show_queries: 6,
-            show_ranks: 8,
-        }
-    }
+/// Values of `model.clip` that are preset names, not folders.
+const CLIP_PRESETS: [&str; 3] = ["tiny", "vit_b16", "vit_b32"];
+
+fn layout() -> Result<TomlLayout, ConfigError> {
+    let mut schema = RunConfig::default();
+    // Optional fields are skipped when `None`: give them a value so that they are in the schema.
+    schema.data.captions = Some(PathBuf::from("captions"));
+    schema.data.image_size = Some([256, 128]);
+    schema.synthetic.image_size = Some([128, 64]);
+    Ok(TomlLayout::new(&RunConfig::default(), &schema, &PATH_KEYS)?.with_literals(&CLIP_PRESETS))
 }
 
 impl RunConfig {
     /// Read a TOML file (or start from defaults when `path` is `None`), apply `--set` overrides,
-    /// check every key against the schema and deserialise.
+    /// check every key against the schema, deserialise and check the ranges.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
-        let (mut tree, origin) = match path {
-            Some(p) => {
-                let bytes = next_reid::common::read_file(p)?;
-                let text = String::from_utf8_lossy(&bytes);
-                let table: toml::Table =
-                    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-                        path: p.to_path_buf(),
-                        message: e.to_string(),
-                    })?;
-                (table, p.display().to_string())
-            }
-            None => (toml::Table::new(), "defaults".to_string()),
+        let source = match path {
+            Some(p) => TomlSource::File(p),
+            None => TomlSource::Defaults,
         };
-        let schema = schema_table();
-        check_keys(&mut tree, &schema, "", &origin)?;
-        for item in overrides {
-            apply_override(&mut tree, item)?;
-            check_keys(&mut tree, &schema, "", &format!("--set {item}"))?;
-        }
-        let config: RunConfig = with_defaults(tree)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                origin,
-                message: e.to_string(),
-            })?;
+        let config: Self = layout()?.load(source, overrides)?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Parse a TOML string (used for embedded configs and tests), with overrides.
-    pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self, ConfigError> {
-        let mut tree: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: PathBuf::from("<embedded>"),
-            message: e.to_string(),
-        })?;
-        let schema = schema_table();
-        check_keys(&mut tree, &schema, "", "<embedded>")?;
-        for item in overrides {
-            apply_override(&mut tree, item)?;
-            check_keys(&mut tree, &schema, "", &format!("--set {item}"))?;
-        }
-        let config: RunConfig = with_defaults(tree)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                origin: "<embedded>".into(),
-                message: e.to_string(),
-            })?;
+    /// Parse TOML text (embedded configs, checkpoints), with overrides; `origin` names it in
+    /// errors. Paths are kept as written.
+    pub fn from_toml_text(
+        origin: &str,
+        text: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let config: Self = layout()?.load(TomlSource::Text { origin, text }, overrides)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Parse an embedded TOML string, with overrides.
+    pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        Self::from_toml_text("<embedded>", text, overrides)
     }
 
     /// The configuration as TOML text (saved next to checkpoints).
@@ -218,35 +95,18 @@ impl RunConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Check value ranges that serde cannot express.
+    /// The library's training configuration (solver, loader, evaluation).
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            solver: self.solver.clone(),
+            loader: self.loader,
+            eval: self.eval.clone(),
+        }
+    }
+
+    /// Check value ranges that serde cannot express (each error names its key).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |message: String| {
-            Err(ConfigError::Invalid {
-                origin: "config".into(),
-                message,
-            })
-        };
-        let l = &self.loader;
-        if l.instances_per_id == 0 || l.batch_size < 2 * l.instances_per_id {
-            return bad(format!(
-                "loader.batch_size ({}) must hold at least two identities of loader.instances_per_id ({}) samples",
-                l.batch_size, l.instances_per_id
-            ));
-        }
-        if self.solver.epochs == 0 {
-            return bad("solver.epochs must be at least 1".into());
-        }
-        for (name, lr) in [
-            ("solver.base_lr", self.solver.base_lr),
-            ("solver.clip_lr", self.solver.clip_lr),
-        ] {
-            if !(lr.is_finite() && lr >= 0.0) {
-                return bad(format!("{name} = {lr}: expected a non-negative number"));
-            }
-        }
-        if self.eval.batch_size == 0 {
-            return bad("eval.batch_size must be at least 1".into());
-        }
+        self.train_config().validate()?;
         self.data
             .validate(Path::new("config [data]"))
             .map_err(|e| ConfigError::Invalid {
@@ -255,135 +115,6 @@ impl RunConfig {
             })?;
         Ok(())
     }
-}
-
-/// The default configuration as a TOML table: the schema every key is checked against.
-fn schema_table() -> toml::Table {
-    let mut full = RunConfig::default();
-    // Optional fields are skipped when `None`: give them a value so that they are in the schema.
-    full.data.captions = Some(PathBuf::from("captions"));
-    full.data.image_size = Some([256, 128]);
-    full.synthetic.image_size = Some([128, 64]);
-    toml::Table::try_from(full).unwrap_or_default()
-}
-
-/// The default configuration with `user` laid over it, key by key (so a partial `[data]` section
-/// keeps the default values of the keys it does not name).
-fn with_defaults(user: toml::Table) -> toml::Table {
-    fn merge(base: &mut toml::Table, overlay: toml::Table) {
-        for (key, value) in overlay {
-            match (base.get_mut(&key), value) {
-                (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-                (_, v) => {
-                    base.insert(key, v);
-                }
-            }
-        }
-    }
-    let mut base = toml::Table::try_from(RunConfig::default()).unwrap_or_default();
-    merge(&mut base, user);
-    base
-}
-
-/// Walk `user` against `schema`: unknown keys are errors naming the nearest valid key; integers
-/// given for float fields are converted.
-fn check_keys(
-    user: &mut toml::Table,
-    schema: &toml::Table,
-    prefix: &str,
-    origin: &str,
-) -> Result<(), ConfigError> {
-    for (key, value) in user.iter_mut() {
-        let full = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        let Some(expected) = schema.get(key) else {
-            return Err(ConfigError::UnknownKey {
-                origin: origin.to_string(),
-                nearest: nearest_key(key, schema, prefix),
-                key: full,
-            });
-        };
-        match (expected, value) {
-            (toml::Value::Table(sub_schema), toml::Value::Table(sub_user)) => {
-                check_keys(sub_user, sub_schema, &full, origin)?
-            }
-            (toml::Value::Float(_), v @ toml::Value::Integer(_)) => {
-                if let toml::Value::Integer(i) = *v {
-                    *v = toml::Value::Float(i as f64);
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The valid key at this level closest to `key` by edit distance (if reasonably close).
-fn nearest_key(key: &str, schema: &toml::Table, prefix: &str) -> Option<String> {
-    let (best, dist) = schema
-        .keys()
-        .map(|k| (k, edit_distance(key, k)))
-        .min_by_key(|(_, d)| *d)?;
-    if dist > key.len().max(best.len()).div_ceil(2) {
-        return None;
-    }
-    Some(if prefix.is_empty() {
-        best.clone()
-    } else {
-        format!("{prefix}.{best}")
-    })
-}
-
-/// Levenshtein distance between two strings (by chars).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[b.len()]
-}
-
-/// Apply one `a.b.c=value` override; the value is parsed as TOML (falling back to a bare string).
-fn apply_override(tree: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
-    let (key, raw) = item
-        .split_once('=')
-        .ok_or_else(|| ConfigError::BadOverride(item.into()))?;
-    let key = key.trim();
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        return Err(ConfigError::BadOverride(item.into()));
-    }
-    let raw = raw.trim();
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut table = tree;
-    for part in &parts[..parts.len() - 1] {
-        let entry = table
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = match entry {
-            toml::Value::Table(t) => t,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    origin: format!("--set {item}"),
-                    message: format!("`{part}` is a value, not a section"),
-                })
-            }
-        };
-    }
-    table.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -442,9 +173,42 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance_counts_single_edits() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
+    fn a_type_error_in_set_names_the_set_argument() {
+        let err = RunConfig::from_toml_text(
+            "run.toml",
+            "[solver]\nepochs = 3\n",
+            &["solver.epochs=abc".into()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("--set solver.epochs=abc"), "{err}");
+        let err = RunConfig::from_toml_text("run.toml", "[solver]\nepochs = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("run.toml"), "{err}");
+    }
+
+    #[test]
+    fn solver_and_eval_ranges_name_the_key() {
+        for (item, key) in [
+            ("solver.warmup_factor=2", "solver.warmup_factor"),
+            ("solver.weight_decay=-1", "solver.weight_decay"),
+            ("eval.max_rank=0", "eval.max_rank"),
+        ] {
+            let err = RunConfig::from_toml_str("", &[item.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{item}: {err}");
+        }
+    }
+
+    #[test]
+    fn captions_none_turns_captions_off() {
+        let cfg = RunConfig::from_toml_str(
+            "[data]\ncaptions = \"/caps\"\n",
+            &["data.captions=none".into()],
+        )
+        .unwrap();
+        assert_eq!(cfg.data.captions, None);
     }
 }

@@ -4,13 +4,16 @@
 
 use crate::commands::{open_dataset, write_eval_pictures, DemoArgs, DEMO_CONFIG};
 use crate::config::RunConfig;
-use crate::evaluate::{evaluate_model, format_table, EvalSettings};
-use crate::trainer::{build_model, train, TrainOptions};
+use crate::report::write_curves;
 use crate::RunError;
 use burn::tensor::backend::AutodiffBackend;
 use next_reid::common::Progress;
 use next_reid::data::{write_synthetic, DatasetConfig};
 use next_reid::model::ClipSource;
+use next_reid::train::{
+    build_model, evaluate_model, format_table, resolve_model_config, train, EvalSettings,
+    TrainOptions,
+};
 use std::path::Path;
 use std::time::Instant;
 
@@ -67,21 +70,30 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     cfg.data = data;
     let dataset = open_dataset(&cfg, true)?;
     let report_dir = a.out.join("report");
-    let settings = EvalSettings::from_config(&cfg, false);
+    let train_cfg = cfg.train_config();
+    let settings = EvalSettings::from_config(&train_cfg, false);
 
     eprintln!("evaluating the untrained model ...");
-    let untrained = build_model::<B::InnerBackend>(&cfg, &dataset, device)?;
+    let model_cfg = resolve_model_config(&cfg.model, &dataset);
+    let (untrained, _) = build_model::<B::InnerBackend>(&model_cfg, cfg.solver.seed, device)?;
     let (before, ..) = evaluate_model(&untrained, &dataset, &settings, true, device)?;
     drop(untrained);
 
+    // The demo regenerates its whole --out folder (data included): its run is always replaced.
     let opts = TrainOptions {
         out_dir: report_dir.clone(),
-        resume: false,
+        force: true,
         verbose: true,
-        hang_after_epoch: None,
+        ..TrainOptions::default()
     };
+    next_reid::common::write_atomic(report_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     let train_started = Instant::now();
-    let outcome = train::<B>(&cfg, &dataset, &opts, device)?;
+    let outcome = train::<B>(&cfg.model, &train_cfg, &dataset, &opts, device)?;
+    write_curves(
+        &report_dir,
+        &report_dir.join("steps.jsonl"),
+        &outcome.history,
+    )?;
     let train_secs = train_started.elapsed().as_secs_f64();
 
     eprintln!("evaluating the trained model ...");
@@ -140,7 +152,10 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         "untrained": before, "trained": after, "train_seconds": train_secs,
         "epochs": outcome.history,
     });
-    let json = serde_json::to_string_pretty(&json).map_err(|e| RunError::Other(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&json).map_err(|e| RunError::Json {
+        what: "demo results".into(),
+        message: e.to_string(),
+    })?;
     next_reid::common::write_atomic(report_dir.join("results.json"), json.as_bytes())?;
     Ok(())
 }

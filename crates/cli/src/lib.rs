@@ -1,32 +1,28 @@
-//! Library side of the `next` command-line tool: run configuration, learning-rate schedule,
-//! parameter groups, training loop, evaluation (with the six missing-modality settings),
-//! checkpoints, JSON-lines logs and PNG pictures (curves, rank lists, expert masks).
+//! Library side of the `next` command-line tool: the run configuration (every library's
+//! section in one TOML file), the subcommands, the demo, feature files (npy) and PNG pictures
+//! (curves, rank lists, expert masks). Training and evaluation are the `next-train` library's.
 
-pub mod checkpoint;
+#![warn(missing_docs)]
+
+pub mod args;
+pub mod caption_args;
 pub mod commands;
 pub mod config;
 pub mod demo;
-pub mod evaluate;
 pub mod font;
-pub mod image_query;
-pub mod logs;
-pub mod loss_scale;
 pub mod npy;
-pub mod params;
 pub mod plot;
 pub mod report;
-pub mod schedule;
-pub mod text_cache;
-pub mod trainer;
-
-use std::path::PathBuf;
 
 /// Every error a `next` command can end with.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Configuration problem.
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Config(#[from] next_reid::common::ConfigError),
+    /// Training, checkpoint or evaluation problem.
+    #[error(transparent)]
+    Train(#[from] next_reid::train::TrainError),
     /// Dataset or loader problem.
     #[error(transparent)]
     Data(#[from] next_reid::data::DataError),
@@ -39,31 +35,24 @@ pub enum RunError {
     /// Evaluation problem.
     #[error(transparent)]
     Metrics(#[from] next_reid::metrics::MetricsError),
-    /// Checkpoint problem.
-    #[error(transparent)]
-    Checkpoint(#[from] checkpoint::CheckpointError),
     /// File problem.
     #[error(transparent)]
     File(#[from] next_reid::common::FileError),
     /// Picture problem.
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
-    /// The loss became NaN or infinite: training stops, the last good checkpoint stays as it was.
-    #[error("loss is {value} at epoch {epoch}, step {step}: training stopped; {}", match last_checkpoint {
-        Some(p) => format!("the last good checkpoint {} is intact (resume with --resume, e.g. with a lower solver.base_lr)", p.display()),
-        None => "no checkpoint was written yet".to_string(),
-    })]
-    NonFinite {
-        /// 1-based epoch.
-        epoch: usize,
-        /// Global step (1-based).
-        step: usize,
-        /// The loss value.
-        value: f64,
-        /// The last checkpoint, if one exists.
-        last_checkpoint: Option<PathBuf>,
-    },
-    /// Anything else, with its context.
+    /// Caption pipeline problem.
+    #[error(transparent)]
+    Captions(#[from] next_reid::captions::CaptionError),
+    /// A command line that cannot be run as given.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
+    /// A JSON document that could not be written.
+    #[error("writing {what} as JSON: {message}")]
+    Json {
+        /// What was being written.
+        what: String,
+        /// The serialiser's message.
+        message: String,
+    },
 }

@@ -1,7 +1,7 @@
 //! NumPy `.npy` (format v1.0) writer for `next embed --format npy`.
 
-use crate::evaluate::Extracted;
 use crate::RunError;
+use next_reid::train::Extracted;
 use std::path::{Path, PathBuf};
 
 /// Encode a row-major float32 matrix `[rows, cols]` as NPY v1.0 bytes (little-endian `<f4`,
@@ -55,7 +55,10 @@ pub fn write_features_npy(
     } else {
         serde_json::json!({"query": query.keys, "gallery": gallery.keys, "rows": "query then gallery"})
     };
-    let text = serde_json::to_string_pretty(&keys).map_err(|e| RunError::Other(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&keys).map_err(|e| RunError::Json {
+        what: "feature keys".into(),
+        message: e.to_string(),
+    })?;
     next_reid::common::write_atomic(&keys_path, text.as_bytes())?;
     Ok((npy_path, keys_path))
 }

@@ -1,9 +1,6 @@
 //! Report pictures: training curves, rank lists and expert token-sampling masks (Fig. 9).
 
-use crate::evaluate::{batch_captions, Extracted, ModalityMask};
-use crate::logs::read_json_lines;
 use crate::plot::{line_chart, overlay_mask, picture_table, rank_grid, save_png, RankRow, Series};
-use crate::trainer::EpochRecord;
 use crate::RunError;
 use burn::tensor::backend::Backend;
 use image::imageops::FilterType;
@@ -13,6 +10,9 @@ use next_reid::data::TripletImages;
 use next_reid::data::{eval_stream, Dataset, TransformConfig, TripletRecord};
 use next_reid::metrics::{top_k, EvalConfig};
 use next_reid::model::NextModel;
+use next_reid::train::evaluate::{batch_captions, Extracted, ModalityMask};
+use next_reid::train::logs::read_json_lines;
+use next_reid::train::EpochRecord;
 use std::path::{Path, PathBuf};
 
 /// Write `loss.png`, `lr.png` and (when evaluated) `map.png` with mAP and rank-1 per epoch.
@@ -230,7 +230,12 @@ pub fn write_expert_masks<B: Backend>(
         .into_data()
         .convert::<f32>()
         .to_vec()
-        .map_err(|e| RunError::Other(format!("{e:?}")))?;
+        .map_err(|e| {
+            RunError::Train(next_reid::train::TrainError::TensorData {
+                what: "expert masks",
+                message: format!("{e:?}"),
+            })
+        })?;
     let mut cells = Vec::new();
     let mut names = Vec::new();
     let mut counts = vec![[0.0f64; 3]; k];

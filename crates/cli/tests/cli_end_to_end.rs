@@ -2,8 +2,8 @@
 //! tiny CLIP): train, SIGKILL + resume (same weights as an uninterrupted run), eval, embed, search.
 
 use image::{Rgb, RgbImage};
-use next_cli::checkpoint::Checkpoint;
-use next_cli::logs::read_json_lines;
+use next_reid::model::Checkpoint;
+use next_reid::train::logs::read_json_lines;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -170,6 +170,8 @@ fn train_kill_resume_eval_embed_search() {
     assert!(steps
         .iter()
         .all(|s| s["loss"].as_f64().unwrap().is_finite()));
+
+    refusals_change_nothing(tmp.path(), config, &full);
 
     // A run killed (SIGKILL) one step into epoch 2, after its epoch-1 checkpoint, then resumed.
     let killed = tmp.path().join("killed");
@@ -372,6 +374,103 @@ fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
     );
 }
 
+/// Run `next` expecting a failure; returns its stderr.
+fn next_fails(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "next {args:?} succeeded:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "next {args:?} panicked:\n{stderr}"
+    );
+    stderr
+}
+
+/// The bytes of every file of a folder, by name.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Training into a folder that holds a run, resuming nothing, and resuming with another
+/// architecture or image size are errors naming the folder, file or key; no file changes.
+fn refusals_change_nothing(tmp: &Path, config: &str, full: &Path) {
+    let out = full.to_str().unwrap();
+    let before = snapshot(full);
+    let err = next_fails(&["train", "--config", config, "--out", out]);
+    assert!(
+        err.contains("already holds a run") && err.contains("--force"),
+        "{err}"
+    );
+    for (set, key) in [
+        ("model.tmse.num_experts=3", "model.tmse.num_experts"),
+        ("data.image_size=[32, 16]", "data.image_size"),
+    ] {
+        let err = next_fails(&[
+            "train", "--config", config, "--out", out, "--resume", "--set", set,
+        ]);
+        assert!(
+            err.contains(key) && err.contains("last.ckpt"),
+            "{set}: {err}"
+        );
+    }
+    let err = next_fails(&[
+        "eval",
+        "--checkpoint",
+        full.join("last.ckpt").to_str().unwrap(),
+        "--set",
+        "model.mgfa.num_heads=4",
+    ]);
+    assert!(err.contains("model.mgfa.num_heads"), "{err}");
+    assert!(
+        snapshot(full) == before,
+        "a refused command changed the run's files"
+    );
+
+    let best_only = tmp.join("best_only");
+    std::fs::create_dir_all(&best_only).unwrap();
+    std::fs::copy(full.join("best.ckpt"), best_only.join("best.ckpt")).unwrap();
+    let err = next_fails(&[
+        "train",
+        "--config",
+        config,
+        "--out",
+        best_only.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(
+        err.contains("last.ckpt") && err.contains("only best.ckpt"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&best_only).len(),
+        1,
+        "nothing is written by a failed resume"
+    );
+    let typo = tmp.join("fulll");
+    let err = next_fails(&[
+        "train",
+        "--config",
+        config,
+        "--out",
+        typo.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(err.contains("fulll"), "{err}");
+    assert!(!typo.exists(), "a failed resume created its --out folder");
+}
+
 /// `next search --query-dir` and `--rgb/--nir` (TIR missing): ranks printed and the PNG drawn.
 fn search_with_image_queries(tmp: &Path, data: &Path, ckpt: &str) {
     let query_dir = data.join("query");
@@ -545,10 +644,7 @@ fn f16_mixed_precision_trains_with_a_saved_loss_scale_and_resumes_exactly() {
         header["loss_scaler"]["scale"].as_f64().is_some(),
         "{header}"
     );
-    assert!(header["config"]
-        .as_str()
-        .unwrap()
-        .contains("precision = \"f16\""));
+    assert_eq!(header["model"]["precision"], "f16", "{header}");
 
     let resumed = tmp.path().join("resumed");
     run(&resumed, "solver.epochs=1", false);

@@ -73,3 +73,34 @@ fn dataset_configs_follow_the_reference_recipe() {
     let distinct: std::collections::HashSet<_> = modes.iter().map(|m| format!("{m:?}")).collect();
     assert_eq!(distinct.len(), 4, "{modes:?}");
 }
+
+#[test]
+fn relative_paths_resolve_against_the_config_files_folder() {
+    // The test's working directory is crates/cli, not the repo root: the captions folder of
+    // configs/rgbnt201.toml (`../tests/data/next-captions/201`) is found all the same.
+    let cfg = RunConfig::load(Some(&configs_dir().join("rgbnt201.toml")), &[]).unwrap();
+    let captions = cfg
+        .data
+        .captions
+        .clone()
+        .expect("rgbnt201 names a captions folder");
+    assert!(captions.is_dir(), "{}", captions.display());
+    assert!(
+        cfg.data.root.starts_with(configs_dir()),
+        "{}",
+        cfg.data.root.display()
+    );
+    let off = RunConfig::load(
+        Some(&configs_dir().join("rgbnt201.toml")),
+        &["data.captions=none".into()],
+    )
+    .unwrap();
+    assert_eq!(off.data.captions, None);
+    let err = RunConfig::load(
+        Some(&configs_dir().join("rgbnt201.toml")),
+        &["loader.batch_size=many".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("--set loader.batch_size=many"), "{err}");
+}

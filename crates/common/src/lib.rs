@@ -1,10 +1,14 @@
 //! Shared building blocks of next-reid: the modality vocabulary, atomic file writes, progress
 //! reporting and file-naming errors. Logic needed by more than one crate lives here, once.
 
+#![warn(missing_docs)]
+
 pub mod fsio;
 pub mod modality;
 pub mod progress;
+pub mod toml_config;
 
 pub use fsio::{read_file, write_atomic, FileError};
 pub use modality::Modality;
 pub use progress::Progress;
+pub use toml_config::{edit_distance, ConfigError, TomlLayout, TomlSource};

@@ -5,15 +5,20 @@
 
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod config;
 mod cost;
+mod inference;
 mod model;
 mod sentences;
 
+pub use checkpoint::{
+    check_architecture, checkpoint_image_size, Checkpoint, ModelHeader, CHECKPOINT_FORMAT,
+};
 pub use config::{ClipPreset, ClipSource, FeatureStage, NextConfig, TextMode};
 pub use cost::{cost_report, CostReport, CostRow};
 pub use model::{l2_normalize, NextInput, NextModel, NextOutput, SharedTokenizer};
-pub use next_clip::Precision;
+pub use next_clip::{ClipConfig, LoadReport, Precision};
 pub use sentences::{join_sentences, SampleCaptions, SentenceSampler};
 
 use std::path::PathBuf;
@@ -52,6 +57,18 @@ pub enum ModelError {
     /// Inputs of the wrong shape or range.
     #[error("invalid model input: {0}")]
     Input(String),
+    /// A checkpoint whose architecture differs from the configuration it is used with.
+    #[error("checkpoint {checkpoint}: `{key}` is {checkpoint_value} in the checkpoint but {config_value} in the configuration")]
+    Mismatch {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The configuration key that differs.
+        key: String,
+        /// Its value in the checkpoint.
+        checkpoint_value: String,
+        /// Its value in the configuration (or dataset).
+        config_value: String,
+    },
     /// A checkpoint that could not be written or does not fit the model.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

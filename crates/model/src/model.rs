@@ -1,18 +1,18 @@
 //! `NextModel`: shared CLIP visual encoder, frozen CLIP text encoder, TMSE, CSSE, MGFA, BNNeck.
 
-use crate::config::{ClipSource, FeatureStage, NextConfig, TextMode};
+use crate::config::{ClipSource, NextConfig, TextMode};
 use crate::sentences::{SampleCaptions, SentenceSampler};
 use crate::ModelError;
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::{Bytes, TensorData};
-use burn_store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::TensorData;
 use next_aggregation::Mgfa;
-use next_clip::{ClipModel, ClipText, ClipTokenizer, ClipVision, LoadReport, Precision};
+use next_clip::{
+    ClipConfig, ClipModel, ClipText, ClipTokenizer, ClipVision, LoadReport, Precision,
+};
 use next_experts::{Csse, Tmse, TmseOutput};
 use next_losses::{reid_loss, BnNeck, BnNeckConfig, ReidLoss};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The CLIP tokenizer shared by model clones (not a module: never saved, never trained).
@@ -74,6 +74,8 @@ pub struct NextModel<B: Backend> {
     pub branch_necks: Vec<BnNeck<B>>,
     /// The configuration the model was built from.
     pub config: NextConfig,
+    /// The resolved CLIP architecture (saved in checkpoints: no CLIP folder needed to reopen).
+    pub clip_architecture: ClipConfig,
     /// Tokenizer for captions (present with the text encoder).
     pub tokenizer: Option<SharedTokenizer>,
 }
@@ -86,8 +88,17 @@ impl NextConfig {
 
     /// Build a randomly initialised model (CLIP architecture from [`NextConfig::clip`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<NextModel<B>, ModelError> {
+        self.init_with_clip(&self.clip_config()?, device)
+    }
+
+    /// Build a randomly initialised model with the CLIP architecture `clip` (e.g. the one saved
+    /// in a checkpoint) instead of the one [`NextConfig::clip`] names.
+    pub fn init_with_clip<B: Backend>(
+        &self,
+        clip: &ClipConfig,
+        device: &B::Device,
+    ) -> Result<NextModel<B>, ModelError> {
         self.validate()?;
-        let clip = self.clip_config()?;
         let vision = ClipVision::new(
             &clip.vision,
             clip.projection_dim,
@@ -98,7 +109,7 @@ impl NextConfig {
         let text = self
             .uses_text()
             .then(|| ClipText::new(&clip.text, clip.projection_dim, device));
-        self.assemble(vision, text, device)
+        self.assemble(vision, text, clip.clone(), device)
     }
 
     /// Build the model with CLIP weights from the Hugging Face folder of [`NextConfig::clip`];
@@ -114,10 +125,14 @@ impl NextConfig {
                 message: "init_pretrained needs `clip` to be a Hugging Face folder".into(),
             });
         };
+        let architecture = ClipConfig::from_hf_dir(dir)?;
         let (clip, report) =
             ClipModel::from_hf_dir(dir, self.num_cameras, self.camera_coef, device)?;
         let text = self.uses_text().then_some(clip.text);
-        Ok((self.assemble(clip.vision, text, device)?, report))
+        Ok((
+            self.assemble(clip.vision, text, architecture, device)?,
+            report,
+        ))
     }
 
     /// Build the model the way the trainer wants it: CLIP weights loaded when
@@ -135,20 +150,11 @@ impl NextConfig {
         }
     }
 
-    /// Rebuild a model of this configuration and load a checkpoint written by
-    /// [`NextModel::save`] (CLIP architecture read from the preset or `config.json` only).
-    pub fn load_model<B: Backend>(
-        &self,
-        checkpoint: &Path,
-        device: &B::Device,
-    ) -> Result<NextModel<B>, ModelError> {
-        self.init(device)?.load(checkpoint)
-    }
-
     fn assemble<B: Backend>(
         &self,
         mut vision: ClipVision<B>,
         mut text: Option<ClipText<B>>,
+        clip_architecture: ClipConfig,
         device: &B::Device,
     ) -> Result<NextModel<B>, ModelError> {
         vision.encoder.precision = self.precision;
@@ -179,6 +185,7 @@ impl NextConfig {
                 .map(|_| BnNeckConfig::new(3 * dim, self.num_classes).init(device))
                 .collect(),
             config: self.clone(),
+            clip_architecture,
             tokenizer: tokenizer.map(|t| SharedTokenizer(Arc::new(t))),
         })
     }
@@ -233,15 +240,7 @@ impl<B: Backend> NextModel<B> {
         let text = match (&input.captions, self.config.uses_text()) {
             (Some(captions), true) => {
                 check_captions(captions, batch, self.config.text)?;
-                // Order (sample, expert, modality): one sampled caption per expert and modality.
-                let mut texts = Vec::with_capacity(batch * k_s * 3);
-                for sample in captions {
-                    for _ in 0..k_s {
-                        for caption in sample {
-                            texts.push(caption.as_deref().map(|c| sampler.sample(c)));
-                        }
-                    }
-                }
+                let texts = self.training_texts(captions, sampler);
                 Some(
                     self.encode_texts(&texts)?
                         .reshape([batch, k_s, 3, self.dim()]),
@@ -266,7 +265,7 @@ impl<B: Backend> NextModel<B> {
         let text = match (&input.captions, self.config.uses_text()) {
             (Some(captions), true) => {
                 check_captions(captions, batch, TextMode::Optional)?;
-                let texts: Vec<Option<String>> = captions.iter().flatten().cloned().collect();
+                let texts = Self::inference_texts(captions);
                 Some(
                     self.encode_texts(&texts)?
                         .reshape([batch, 1, 3, self.dim()]),
@@ -274,12 +273,7 @@ impl<B: Backend> NextModel<B> {
             }
             _ => None,
         };
-        let out = self.forward_with_text(input.images, input.camera_ids, text)?;
-        let feature = match self.config.feature {
-            FeatureStage::PreBn => out.feature,
-            FeatureStage::PostBn => out.bn_feature,
-        };
-        Ok(l2_normalize(feature))
+        self.inference_with_text(input.images, input.camera_ids, text)
     }
 
     /// The weighted identity + triplet loss of a training output; with branch losses, the
@@ -446,45 +440,6 @@ impl<B: Backend> NextModel<B> {
         let count = index.len();
         let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [count]), &device);
         Ok(table.select(0, index))
-    }
-
-    /// Save every tensor of the model (burnpack format) atomically to `path`.
-    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let mut store = BurnpackStore::from_bytes(None);
-        self.save_into(&mut store)
-            .map_err(|e| ModelError::Checkpoint {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let bytes = store.get_bytes().map_err(|e| ModelError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        next_common::write_atomic(path, &bytes)?;
-        Ok(())
-    }
-
-    /// Load a checkpoint written by [`NextModel::save`] into this model (built from the same
-    /// config); every tensor must be present with its shape.
-    pub fn load(mut self, path: &Path) -> Result<Self, ModelError> {
-        let bytes = next_common::read_file(path)?;
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
-        let fail = |message: String| ModelError::Checkpoint {
-            path: path.to_path_buf(),
-            message,
-        };
-        let result = self
-            .load_from(&mut store)
-            .map_err(|e| fail(e.to_string()))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            return Err(fail(format!(
-                "expected a NEXT checkpoint of this configuration: {} tensor errors {:?}, missing {:?}",
-                result.errors.len(),
-                result.errors.iter().take(3).map(|e| format!("{e:?}")).collect::<Vec<_>>(),
-                result.missing.iter().take(5).collect::<Vec<_>>()
-            )));
-        }
-        Ok(self)
     }
 }
 

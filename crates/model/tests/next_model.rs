@@ -399,45 +399,50 @@ fn a_few_dozen_steps_drive_the_loss_down() {
 }
 
 #[test]
-fn save_and_load_round_trip() {
+fn save_and_from_checkpoint_round_trip_and_mismatch_is_an_error() {
     let device = Default::default();
     let config = tiny_config();
     let model = config.init::<Flex>(&device).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("next.bpk");
+    let path = dir.path().join("next.ckpt");
     model.save(&path).unwrap();
     let expected = model.forward_inference(input(2, true, &device)).unwrap();
     let fresh = config.init::<Flex>(&device).unwrap();
     let differs = fresh.forward_inference(input(2, true, &device)).unwrap();
     assert!((differs - expected.clone()).abs().sum().into_scalar() > 1e-4);
-    let loaded = fresh.load(&path).unwrap();
-    let got = loaded.forward_inference(input(2, true, &device)).unwrap();
-    let err: f32 = (got - expected.clone()).abs().max().into_scalar();
-    assert!(err < 1e-5, "reloaded model differs by {err}");
-    let rebuilt = config.load_model::<Flex>(&path, &device).unwrap();
+    let rebuilt = NextModel::<Flex>::from_checkpoint(&path, &device).unwrap();
+    assert_eq!(rebuilt.config, config);
     let again = rebuilt.forward_inference(input(2, true, &device)).unwrap();
     let err: f32 = (again - expected).abs().max().into_scalar();
     assert!(
         err < 1e-5,
-        "model rebuilt from config + checkpoint differs by {err}"
+        "model reopened from the checkpoint differs by {err}"
     );
     let (_, report) = config.build::<Flex>(&device).unwrap();
     assert!(report.is_none(), "a preset has no weights to load");
 
+    // Another classifier size: a clear error naming the checkpoint, the key and both values.
     let other = NextConfig {
         clip: ClipSource::Preset(ClipPreset::Tiny),
         num_classes: 9,
-        ..config
+        ..config.clone()
     };
-    let err = other
-        .init::<Flex>(&device)
-        .unwrap()
-        .load(&path)
-        .unwrap_err();
-    assert!(err.to_string().contains("next.bpk"), "{err}");
-    let missing = tiny_config()
-        .init::<Flex>(&device)
-        .unwrap()
-        .load(&dir.path().join("nope.bpk"));
-    assert!(missing.unwrap_err().to_string().contains("nope.bpk"));
+    let ck = next_model::Checkpoint::load(&path).unwrap();
+    let err = ck
+        .load_weights(other.init::<Flex>(&device).unwrap(), &path, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("next.ckpt") && err.contains("model.num_classes") && err.contains("9"),
+        "{err}"
+    );
+    let mut experts = config.clone();
+    experts.tmse.num_experts += 1;
+    let err = ck
+        .load_weights(experts.init::<Flex>(&device).unwrap(), &path, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.tmse.num_experts"), "{err}");
+    let missing = NextModel::<Flex>::from_checkpoint(dir.path().join("nope.ckpt"), &device);
+    assert!(missing.unwrap_err().to_string().contains("nope.ckpt"));
 }

@@ -2,18 +2,16 @@
 //! with `RGB/ NI/ TI/` subfolders paired by file name; a missing modality is zero-filled.
 
 use crate::evaluate::Extracted;
-use crate::RunError;
+use crate::TrainError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use next_reid::data::transform::{decode_image, test_transform};
-use next_reid::data::{TransformConfig, TripletImages, TripletRecord};
-use next_reid::metrics::{Features, SampleMeta};
-use next_reid::model::{NextInput, NextModel};
+use next_common::Modality;
+use next_data::transform::{decode_image, test_transform};
+use next_data::{TransformConfig, TripletImages, TripletRecord};
+use next_metrics::{Features, SampleMeta};
+use next_model::{NextInput, NextModel};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Subfolder names of a triplet folder, in RGB, NIR, TIR order.
-pub const MODALITY_DIRS: [&str; 3] = ["RGB", "NI", "TI"];
 
 /// One image triplet outside the dataset; `None` marks a missing modality.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +24,9 @@ pub struct ImageTriplet {
 
 impl ImageTriplet {
     /// A triplet from command-line files; at least one must be given.
-    pub fn from_files(paths: [Option<PathBuf>; 3]) -> Result<Self, RunError> {
+    pub fn from_files(paths: [Option<PathBuf>; 3]) -> Result<Self, TrainError> {
         let first = paths.iter().flatten().next().ok_or_else(|| {
-            RunError::Other("an image triplet needs at least one of --rgb, --nir, --tir".into())
+            TrainError::Input("an image triplet needs at least one of --rgb, --nir, --tir".into())
         })?;
         let key = first
             .file_name()
@@ -40,24 +38,25 @@ impl ImageTriplet {
 
 /// Every triplet of a folder holding `RGB/ NI/ TI/` subfolders, paired by file name (a name absent
 /// from a subfolder is a missing modality), sorted by name.
-pub fn scan_triplet_dir(dir: &Path) -> Result<Vec<ImageTriplet>, RunError> {
+pub fn scan_triplet_dir(dir: &Path) -> Result<Vec<ImageTriplet>, TrainError> {
     let mut by_name: BTreeMap<String, [Option<PathBuf>; 3]> = BTreeMap::new();
     let mut found_dir = false;
-    for (m, sub) in MODALITY_DIRS.iter().enumerate() {
-        let sub_dir = dir.join(sub);
+    for modality in Modality::ALL {
+        let m = modality.index();
+        let sub_dir = dir.join(modality.caption_tag());
         if !sub_dir.is_dir() {
             continue;
         }
         found_dir = true;
         let entries = std::fs::read_dir(&sub_dir).map_err(|e| {
-            RunError::Other(format!(
+            TrainError::Input(format!(
                 "{}: cannot list the folder: {e}",
                 sub_dir.display()
             ))
         })?;
         for entry in entries {
             let entry = entry.map_err(|e| {
-                RunError::Other(format!(
+                TrainError::Input(format!(
                     "{}: cannot list the folder: {e}",
                     sub_dir.display()
                 ))
@@ -71,13 +70,13 @@ pub fn scan_triplet_dir(dir: &Path) -> Result<Vec<ImageTriplet>, RunError> {
         }
     }
     if !found_dir {
-        return Err(RunError::Other(format!(
+        return Err(TrainError::Input(format!(
             "{}: expected a folder with RGB/, NI/ and TI/ subfolders",
             dir.display()
         )));
     }
     if by_name.is_empty() {
-        return Err(RunError::Other(format!(
+        return Err(TrainError::Input(format!(
             "{}: expected image files in its RGB/, NI/ or TI/ subfolders, found none",
             dir.display()
         )));
@@ -114,14 +113,14 @@ pub fn extract_triplets<B: Backend>(
     batch_size: usize,
     camera: i64,
     device: &B::Device,
-) -> Result<Extracted, RunError> {
+) -> Result<Extracted, TrainError> {
     let [h, w] = transform.size;
     let plane = 3 * (h * w) as usize;
     let mut rows: Vec<f32> = Vec::new();
     let mut dim = 0;
     for chunk in triplets.chunks(batch_size.max(1)) {
         let n = chunk.len();
-        let mut buffers = [0, 1, 2].map(|_| vec![0.0f32; n * plane]);
+        let mut buffers = Modality::ALL.map(|_| vec![0.0f32; n * plane]);
         for (i, t) in chunk.iter().enumerate() {
             for (m, path) in t.paths.iter().enumerate() {
                 if let Some(path) = path {
@@ -147,10 +146,10 @@ pub fn extract_triplets<B: Backend>(
         })?;
         dim = feats.dims()[1];
         let data = feats.into_data().convert::<f32>();
-        rows.extend(
-            data.as_slice::<f32>()
-                .map_err(|e| RunError::Other(format!("{e:?}")))?,
-        );
+        rows.extend(data.as_slice::<f32>().map_err(|e| TrainError::TensorData {
+            what: "features",
+            message: format!("{e:?}"),
+        })?);
     }
     Ok(Extracted {
         features: Features::new(rows, triplets.len(), dim)?,

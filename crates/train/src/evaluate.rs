@@ -3,13 +3,13 @@
 //! caption dropped, at test time only).
 
 use crate::text_cache::TextFeatureCache;
-use crate::RunError;
+use crate::TrainError;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use next_reid::common::Progress;
-use next_reid::data::{eval_stream, Dataset, TransformConfig, TripletRecord};
-use next_reid::metrics::{evaluate, EvalConfig, EvalProtocol, EvalReport, Features, SampleMeta};
-use next_reid::model::{l2_normalize, FeatureStage, NextInput, NextModel, SampleCaptions};
+use next_common::{Modality, Progress};
+use next_data::{eval_stream, Dataset, TransformConfig, TripletRecord};
+use next_metrics::{evaluate, EvalConfig, EvalProtocol, EvalReport, Features, SampleMeta};
+use next_model::{NextModel, SampleCaptions};
 use serde::{Deserialize, Serialize};
 
 /// Which modalities are present in an evaluation setting.
@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 pub struct ModalityMask(pub [bool; 3]);
 
 impl ModalityMask {
+    /// Whether `modality` is present.
+    pub fn has(self, modality: Modality) -> bool {
+        self.0[modality.index()]
+    }
+
     /// All three modalities present.
     pub const FULL: ModalityMask = ModalityMask([true, true, true]);
 
@@ -45,8 +50,8 @@ pub struct EvalSettings {
 }
 
 impl EvalSettings {
-    /// Settings of a run configuration.
-    pub fn from_config(cfg: &crate::config::RunConfig, verbose: bool) -> Self {
+    /// Settings of a training configuration.
+    pub fn from_config(cfg: &crate::TrainConfig, verbose: bool) -> Self {
         Self {
             batch_size: cfg.eval.batch_size,
             workers: cfg.loader.workers,
@@ -72,9 +77,9 @@ pub fn batch_captions(captions: &[Vec<String>; 3], mask: ModalityMask) -> Vec<Sa
     let n = captions[0].len();
     (0..n)
         .map(|i| {
-            [0, 1, 2].map(|m| {
-                let c = captions[m].get(i).map(|s| s.trim()).unwrap_or("");
-                (mask.0[m] && !c.is_empty()).then(|| c.to_string())
+            Modality::ALL.map(|m| {
+                let c = captions[m.index()].get(i).map(|s| s.trim()).unwrap_or("");
+                (mask.has(m) && !c.is_empty()).then(|| c.to_string())
             })
         })
         .collect()
@@ -89,7 +94,7 @@ pub fn extract<B: Backend>(
     mask: ModalityMask,
     label: &str,
     device: &B::Device,
-) -> Result<Extracted, RunError> {
+) -> Result<Extracted, TrainError> {
     extract_cached(
         model,
         records,
@@ -114,7 +119,7 @@ fn extract_cached<B: Backend>(
     label: &str,
     cache: &mut TextFeatureCache,
     device: &B::Device,
-) -> Result<Extracted, RunError> {
+) -> Result<Extracted, TrainError> {
     let mut stream = eval_stream(records, transform, settings.batch_size, settings.workers, 2)?;
     let mut progress = if label.is_empty() {
         Progress::hidden(records.len() as u64)
@@ -130,41 +135,32 @@ fn extract_cached<B: Backend>(
         let batch = batch?;
         let n = batch.raw_pids.len();
         let images = batch.images.clone();
-        let images = [0, 1, 2].map(|m| {
-            if mask.0[m] {
-                images[m].clone()
+        let images = Modality::ALL.map(|m| {
+            let image = images[m.index()].clone();
+            if mask.has(m) {
+                image
             } else {
-                Tensor::zeros(images[m].dims(), device)
+                Tensor::zeros(image.dims(), device)
             }
         });
-        let feats = if use_text {
-            // Same as `forward_inference`: each caption encoded whole, shared by the experts.
-            let texts: Vec<Option<String>> = batch_captions(&batch.captions, mask)
-                .into_iter()
-                .flatten()
-                .collect();
-            let text = cache
-                .features(model, &texts, device)?
-                .reshape([n, 1, 3, model.dim()]);
-            let out = model.forward_with_text(images, Some(batch.camids.clone()), Some(text))?;
-            l2_normalize(match model.config.feature {
-                FeatureStage::PreBn => out.feature,
-                FeatureStage::PostBn => out.bn_feature,
-            })
+        // The model's inference path, with each caption's feature from the cache.
+        let text = if use_text {
+            let texts = NextModel::<B>::inference_texts(&batch_captions(&batch.captions, mask));
+            Some(
+                cache
+                    .features(model, &texts, device)?
+                    .reshape([n, 1, 3, model.dim()]),
+            )
         } else {
-            let input = NextInput {
-                images,
-                camera_ids: Some(batch.camids.clone()),
-                captions: None,
-            };
-            model.forward_inference(input)?
+            None
         };
+        let feats = model.inference_with_text(images, Some(batch.camids.clone()), text)?;
         dim = feats.dims()[1];
         let data = feats.into_data().convert::<f32>();
-        rows.extend(
-            data.as_slice::<f32>()
-                .map_err(|e| RunError::Other(format!("{e:?}")))?,
-        );
+        rows.extend(data.as_slice::<f32>().map_err(|e| TrainError::TensorData {
+            what: "features",
+            message: format!("{e:?}"),
+        })?);
         for i in 0..n {
             meta.push(SampleMeta::new(
                 batch.raw_pids[i],
@@ -247,7 +243,7 @@ pub fn extract_query_gallery<B: Backend>(
     settings: &EvalSettings,
     mask: ModalityMask,
     device: &B::Device,
-) -> Result<(Extracted, Extracted), RunError> {
+) -> Result<(Extracted, Extracted), TrainError> {
     let mut cache = TextFeatureCache::new();
     extract_query_gallery_cached(model, dataset, settings, mask, &mut cache, device)
 }
@@ -259,7 +255,7 @@ fn extract_query_gallery_cached<B: Backend>(
     mask: ModalityMask,
     cache: &mut TextFeatureCache,
     device: &B::Device,
-) -> Result<(Extracted, Extracted), RunError> {
+) -> Result<(Extracted, Extracted), TrainError> {
     let transform = TransformConfig::from_dataset(&dataset.config);
     let label = |s: &str| {
         if settings.verbose {
@@ -303,7 +299,7 @@ pub fn evaluate_model<B: Backend>(
     settings: &EvalSettings,
     missing: bool,
     device: &B::Device,
-) -> Result<(Vec<SettingResult>, Extracted, Extracted, EvalReport), RunError> {
+) -> Result<(Vec<SettingResult>, Extracted, Extracted, EvalReport), TrainError> {
     let cfg = eval_config(dataset, settings.max_rank);
     let mut cache = TextFeatureCache::new();
     let (query, gallery) = extract_query_gallery_cached(

@@ -1,6 +1,7 @@
 //! Kill the `next-captions` process in the middle of a run, resume, and check that no request that
 //! was answered before the kill is sent again.
 
+#[path = "../../captions/tests/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Stdio};
@@ -118,6 +119,6 @@ fn killed_run_resumes_without_repeating_answered_requests() {
     all.dedup();
     assert_eq!(all.len(), 18, "every (image, model) answered exactly once");
     assert!(seen_before >= ANSWERED_BEFORE_KILL);
-    let captions = next_captions::read_caption_file(&work.join("captions/train_TI.json")).unwrap();
+    let captions = next_reid::captions::read_caption_file(&work.join("captions/train_TI.json")).unwrap();
     assert_eq!(captions.len(), 3);
 }

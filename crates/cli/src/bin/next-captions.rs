@@ -7,12 +7,12 @@ use clap::Parser;
 #[command(name = "next-captions", version)]
 struct Cli {
     #[command(subcommand)]
-    command: next_captions::CaptionCommand,
+    command: next_cli::caption_args::CaptionCommand,
 }
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(err) = next_captions::run_caption_command(cli.command) {
+    if let Err(err) = cli.command.run() {
         eprintln!("error: {err}");
         std::process::exit(1);
     }

@@ -13,16 +13,16 @@ pub struct JsonLines {
 
 impl JsonLines {
     /// Open (create or append to) a JSON-lines file.
-    pub fn open(path: &Path) -> Result<Self, next_reid::common::FileError> {
+    pub fn open(path: &Path) -> Result<Self, next_common::FileError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| next_reid::common::FileError::new("creating folder for", path, e))?;
+                .map_err(|e| next_common::FileError::new("creating folder for", path, e))?;
         }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| next_reid::common::FileError::new("opening log", path, e))?;
+            .map_err(|e| next_common::FileError::new("opening log", path, e))?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -30,22 +30,20 @@ impl JsonLines {
     }
 
     /// Append one record as a line.
-    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), next_reid::common::FileError> {
+    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), next_common::FileError> {
         let mut line = serde_json::to_string(record).unwrap_or_else(|_| "{}".into());
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.flush())
-            .map_err(|e| next_reid::common::FileError::new("writing log", &self.path, e))
+            .map_err(|e| next_common::FileError::new("writing log", &self.path, e))
     }
 }
 
 /// Read every line of a JSON-lines file as a JSON value; unparsable lines (e.g. a line cut by a
 /// kill) are skipped.
-pub fn read_json_lines(
-    path: &Path,
-) -> Result<Vec<serde_json::Value>, next_reid::common::FileError> {
-    let bytes = next_reid::common::read_file(path)?;
+pub fn read_json_lines(path: &Path) -> Result<Vec<serde_json::Value>, next_common::FileError> {
+    let bytes = next_common::read_file(path)?;
     Ok(String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -54,11 +52,7 @@ pub fn read_json_lines(
 
 /// Rewrite a JSON-lines log keeping only the records whose `key` is at most `limit` (used on
 /// resume so that steps after the checkpoint, logged by the killed run, are not duplicated).
-pub fn truncate_after(
-    path: &Path,
-    key: &str,
-    limit: u64,
-) -> Result<(), next_reid::common::FileError> {
+pub fn truncate_after(path: &Path, key: &str, limit: u64) -> Result<(), next_common::FileError> {
     if !path.exists() {
         return Ok(());
     }
@@ -71,7 +65,7 @@ pub fn truncate_after(
         })
         .map(|v| v.to_string() + "\n")
         .collect();
-    next_reid::common::write_atomic(path, kept.concat().as_bytes())
+    next_common::write_atomic(path, kept.concat().as_bytes())
 }
 
 #[cfg(test)]

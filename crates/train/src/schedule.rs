@@ -18,7 +18,7 @@ pub struct WarmupCosine {
 
 impl WarmupCosine {
     /// Build from the solver section.
-    pub fn from_solver(s: &crate::config::SolverSection) -> Self {
+    pub fn from_solver(s: &crate::SolverConfig) -> Self {
         Self {
             epochs: s.epochs,
             warmup_epochs: s.warmup_epochs.min(s.epochs.saturating_sub(1)),

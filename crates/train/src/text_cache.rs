@@ -5,10 +5,10 @@
 //! features as re-encoding every step, at a fraction of the cost (text encoding dominated the
 //! training step of the small demo model).
 
-use crate::RunError;
+use crate::TrainError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use next_reid::model::{NextModel, SampleCaptions, SentenceSampler, TextMode};
+use next_model::{NextModel, SampleCaptions, SentenceSampler, TextMode};
 use std::collections::HashMap;
 
 /// Projected text features of every caption text seen so far (trimmed text -> row of D floats).
@@ -37,7 +37,7 @@ impl TextFeatureCache {
         model: &NextModel<B>,
         texts: &[Option<String>],
         device: &B::Device,
-    ) -> Result<Tensor<B, 2>, RunError> {
+    ) -> Result<Tensor<B, 2>, TrainError> {
         let dim = model.dim();
         let keys: Vec<Option<&str>> = texts
             .iter()
@@ -56,7 +56,10 @@ impl TextFeatureCache {
                 .into_data()
                 .convert::<f32>()
                 .into_vec::<f32>()
-                .map_err(|e| RunError::Other(format!("reading text features: {e:?}")))?;
+                .map_err(|e| TrainError::TensorData {
+                    what: "text features",
+                    message: format!("{e:?}"),
+                })?;
             for (i, text) in fresh.into_iter().enumerate() {
                 self.rows
                     .insert(text, values[i * dim..(i + 1) * dim].to_vec());
@@ -78,7 +81,8 @@ impl TextFeatureCache {
     }
 
     /// Training text features `[B, K_s, 3, D]`: one sentence-sampled caption per sample, expert
-    /// and modality, drawn from `sampler` in the same order as `NextModel::forward_train`.
+    /// and modality, drawn from `sampler` in the order of `NextModel::training_texts` (the one
+    /// `NextModel::forward_train` uses).
     /// `None` when the caller must fall back to `forward_train` (no semantic experts, or a
     /// missing caption in `required` text mode, which `forward_train` reports as an error).
     pub fn training_features<B: Backend>(
@@ -87,20 +91,13 @@ impl TextFeatureCache {
         captions: &[SampleCaptions],
         sampler: &mut SentenceSampler,
         device: &B::Device,
-    ) -> Result<Option<Tensor<B, 4>>, RunError> {
+    ) -> Result<Option<Tensor<B, 4>>, TrainError> {
         let k_s = model.tmse.as_ref().map_or(0, |t| t.num_experts());
         let missing = captions.iter().flatten().any(Option::is_none);
         if k_s == 0 || (missing && model.config.text == TextMode::Required) {
             return Ok(None);
         }
-        let mut texts = Vec::with_capacity(captions.len() * k_s * 3);
-        for sample in captions {
-            for _ in 0..k_s {
-                for caption in sample {
-                    texts.push(caption.as_deref().map(|c| sampler.sample(c)));
-                }
-            }
-        }
+        let texts = model.training_texts(captions, sampler);
         let table = self.features(model, &texts, device)?;
         Ok(Some(table.reshape([captions.len(), k_s, 3, model.dim()])))
     }
@@ -110,7 +107,7 @@ impl TextFeatureCache {
 mod tests {
     use super::*;
     use burn::backend::Flex;
-    use next_reid::model::{NextConfig, NextInput};
+    use next_model::{NextConfig, NextInput};
 
     type B = Flex;
 
