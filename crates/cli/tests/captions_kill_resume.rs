@@ -119,6 +119,7 @@ fn killed_run_resumes_without_repeating_answered_requests() {
     all.dedup();
     assert_eq!(all.len(), 18, "every (image, model) answered exactly once");
     assert!(seen_before >= ANSWERED_BEFORE_KILL);
-    let captions = next_reid::captions::read_caption_file(&work.join("captions/train_TI.json")).unwrap();
+    let captions =
+        next_reid::captions::read_caption_file(&work.join("captions/train_TI.json")).unwrap();
     assert_eq!(captions.len(), 3);
 }

@@ -10,9 +10,10 @@
 use crate::config::NextConfig;
 use crate::model::NextModel;
 use crate::ModelError;
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 use next_clip::ClipConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -323,6 +324,9 @@ impl<B: Backend> NextModel<B> {
             ModelError::Input(format!("describing the model for a checkpoint: {e}"))
         })?;
         header["format"] = serde_json::Value::String(CHECKPOINT_FORMAT.into());
+        // A freshly built model's parameters are initialised lazily: materialise them in `self`
+        // first, or the clone recorded below would draw its own (different) initial values.
+        self.visit(&mut Materialize);
         let weights = Recorder::<B>::record(&recorder(), self.clone().into_record(), ())
             .map_err(|e| ModelError::Input(format!("serialising the model: {e}")))?;
         Ok(Checkpoint {
@@ -345,6 +349,15 @@ impl<B: Backend> NextModel<B> {
         let header = checkpoint.model_header(path)?;
         let model = header.model.init_with_clip::<B>(&header.clip, device)?;
         checkpoint.load_weights(model, path, device)
+    }
+}
+
+/// Reads every float parameter once, which initialises lazily initialised ones in place.
+struct Materialize;
+
+impl<B: Backend> ModuleVisitor<B> for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
     }
 }
 

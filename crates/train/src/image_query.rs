@@ -6,6 +6,7 @@ use crate::TrainError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use next_common::Modality;
+use next_data::scan::{list_images, ScanCounts};
 use next_data::transform::{decode_image, test_transform};
 use next_data::{TransformConfig, TripletImages, TripletRecord};
 use next_metrics::{Features, SampleMeta};
@@ -48,24 +49,9 @@ pub fn scan_triplet_dir(dir: &Path) -> Result<Vec<ImageTriplet>, TrainError> {
             continue;
         }
         found_dir = true;
-        let entries = std::fs::read_dir(&sub_dir).map_err(|e| {
-            TrainError::Input(format!(
-                "{}: cannot list the folder: {e}",
-                sub_dir.display()
-            ))
-        })?;
-        for entry in entries {
-            let entry = entry.map_err(|e| {
-                TrainError::Input(format!(
-                    "{}: cannot list the folder: {e}",
-                    sub_dir.display()
-                ))
-            })?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !path.is_file() || name.starts_with('.') {
-                continue;
-            }
+        // The dataset scanner's listing: image files only (by extension), hidden files skipped.
+        let images = list_images(&sub_dir, &mut ScanCounts::default())?;
+        for (name, path) in images {
             by_name.entry(name).or_default()[m] = Some(path);
         }
     }
