@@ -3,6 +3,7 @@
 //! This umbrella crate re-exports the component crates so that another Rust project needs one
 //! dependency. Each component is also usable alone.
 
+pub mod alloc;
 pub mod backend;
 
 pub use burn;
