@@ -3,7 +3,11 @@
 //! forward (ViT-B/16 + text encoder, random weights) in samples/s. Ends by printing the share of
 //! inference time spent outside the CLIP encoders (goal: <= 15%).
 //!
-//! `cargo bench --bench experts`; `NEXT_BENCH_E2E_BATCH` sets the end-to-end batch (default 4).
+//! `cargo bench --bench experts`; `NEXT_BENCH_E2E_BATCH` sets the end-to-end batch (default 4),
+//! `NEXT_BENCH_THREADS` the threads (default 2).
+
+#[path = "support/mod.rs"]
+mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use next_reid::aggregation::MgfaConfig;
@@ -27,10 +31,11 @@ fn sync(t: Tensor<Cpu, 2>) {
 }
 
 fn e2e_batch() -> usize {
-    std::env::var("NEXT_BENCH_E2E_BATCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4)
+    support::env_usize("NEXT_BENCH_E2E_BATCH", 4)
+}
+
+fn setup() {
+    support::setup(support::env_usize("NEXT_BENCH_THREADS", 2));
 }
 
 fn e2e_input(batch: usize, device: &CpuDevice) -> NextInput<Cpu> {
@@ -55,6 +60,7 @@ fn time_it<F: FnMut()>(iters: usize, mut f: F) -> Duration {
 }
 
 fn bench_experts(c: &mut Criterion) {
+    setup();
     let device = CpuDevice::default();
     let tmse = TmseConfig::default().init::<Cpu>(DIM, &device);
     let csse = CsseConfig::default().init::<Cpu>(DIM, &device);
@@ -107,6 +113,7 @@ fn full_model(device: &CpuDevice) -> NextModel<Cpu> {
 }
 
 fn bench_end_to_end(c: &mut Criterion) {
+    setup();
     let device = CpuDevice::default();
     let model = full_model(&device);
     let batch = e2e_batch();

@@ -3,15 +3,15 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{FloatDType, Tensor};
 
+use crate::kernels;
 use crate::precision::{linear_in, to_compute, to_full, Precision};
 
-/// QuickGELU, OpenAI CLIP's activation: `x * sigmoid(1.702 x)`.
+/// QuickGELU, OpenAI CLIP's activation: `x * sigmoid(1.702 x)` (a fused kernel on the CPU).
 pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone() * sigmoid(x * 1.702)
+    kernels::quick_gelu(x)
 }
 
 /// Multi-head self-attention with separate query/key/value/output projections.
@@ -73,11 +73,8 @@ impl<B: Backend> ClipAttention<B> {
         if let Some(mask) = mask {
             scores = scores + mask;
         }
-        let weights = to_compute(softmax(scores, 3), half);
-        let context = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, tokens, width]);
+        let weights = to_compute(kernels::softmax_last(scores), half);
+        let context = kernels::merge_heads(weights.matmul(v));
         to_full(linear_in(&self.out_proj, context, half), half, full)
     }
 }
@@ -126,6 +123,8 @@ pub struct ClipEncoderLayer<B: Backend> {
     pub mlp: ClipMlp<B>,
     /// Norm before the MLP.
     pub layer_norm2: LayerNorm<B>,
+    /// Epsilon of both norms (Burn's `LayerNorm` keeps its own private).
+    pub layer_norm_eps: f64,
 }
 
 impl<B: Backend> ClipEncoderLayer<B> {
@@ -136,6 +135,7 @@ impl<B: Backend> ClipEncoderLayer<B> {
             layer_norm1: layer_norm(width, eps, device),
             mlp: ClipMlp::new(width, hidden, device),
             layer_norm2: layer_norm(width, eps, device),
+            layer_norm_eps: eps,
         }
     }
 
@@ -152,14 +152,11 @@ impl<B: Backend> ClipEncoderLayer<B> {
         mask: Option<Tensor<B, 4>>,
         precision: Precision,
     ) -> Tensor<B, 3> {
-        let attended =
-            self.self_attn
-                .forward_in(self.layer_norm1.forward(x.clone()), mask, precision);
-        let x = x + attended;
-        let mlp = self
-            .mlp
-            .forward_in(self.layer_norm2.forward(x.clone()), precision);
-        x + mlp
+        let eps = self.layer_norm_eps;
+        let normed = kernels::layer_norm(&self.layer_norm1, eps, x.clone());
+        let x = x + self.self_attn.forward_in(normed, mask, precision);
+        let normed = kernels::layer_norm(&self.layer_norm2, eps, x.clone());
+        x + self.mlp.forward_in(normed, precision)
     }
 }
 

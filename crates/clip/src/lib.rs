@@ -11,6 +11,7 @@
 
 mod config;
 mod error;
+pub mod kernels;
 pub mod layers;
 mod model;
 pub mod precision;

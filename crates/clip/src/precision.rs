@@ -64,17 +64,28 @@ pub fn to_full<B: Backend, const D: usize>(
 
 /// `layer(x)` with `x` already in the compute type `half`: the weight and bias are cast per
 /// call, so gradients reach the full-precision parameters through the cast.
+///
+/// The leading dimensions are flattened so that one `[rows, in] x [in, out]` product runs instead
+/// of a batch of small ones (and the backward pass gets the weight gradient from one product
+/// rather than summing a `[B, in, out]` batch): the same per-row arithmetic, bit-identical.
 pub fn linear_in<B: Backend, const D: usize>(
     layer: &Linear<B>,
     x: Tensor<B, D>,
     half: Option<FloatDType>,
 ) -> Tensor<B, D> {
-    match half {
-        None => layer.forward(x),
+    let dims = x.dims();
+    let [d_in, d_out] = layer.weight.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let flat: Tensor<B, 2> = x.reshape([rows, d_in]);
+    let out = match half {
+        None => layer.forward(flat),
         Some(dtype) => burn::tensor::module::linear(
-            x,
+            flat,
             layer.weight.val().cast(dtype),
             layer.bias.as_ref().map(|b| b.val().cast(dtype)),
         ),
-    }
+    };
+    let mut out_dims = dims;
+    out_dims[D - 1] = d_out;
+    out.reshape(out_dims)
 }

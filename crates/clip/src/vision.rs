@@ -10,6 +10,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use crate::config::ClipVisionConfig;
 use crate::error::ClipError;
 use crate::layers::{layer_norm, ClipEncoder};
+use crate::precision::linear_in;
 
 /// Patch, class-token and position embeddings (`vision_model.embeddings.*`).
 #[derive(Module, Debug)]
@@ -180,7 +181,7 @@ impl<B: Backend> ClipVision<B> {
         let x = self.pre_layrnorm.forward(x);
         let x = self.encoder.forward(x, None);
         let x = self.post_layernorm.forward(x);
-        let tokens = self.visual_projection.forward(x);
+        let tokens = linear_in(&self.visual_projection, x, None);
         let projection = tokens.dims()[2];
         let pooled = tokens
             .clone()
