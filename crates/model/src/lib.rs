@@ -9,12 +9,14 @@ mod config;
 mod cost;
 mod model;
 mod sentences;
+pub mod umm;
 
 pub use config::{ClipPreset, ClipSource, FeatureStage, NextConfig, TextMode};
 pub use cost::{cost_report, CostReport, CostRow};
 pub use model::{l2_normalize, NextInput, NextModel, NextOutput, SharedTokenizer};
 pub use next_clip::Precision;
 pub use sentences::{join_sentences, SampleCaptions, SentenceSampler};
+pub use umm::{Fill, Presence, TokenCosine, Tokenizer, UmmConfig};
 
 use std::path::PathBuf;
 
