@@ -201,12 +201,24 @@ impl<B: Backend> CrossAttentionBlock<B> {
 
     /// Queries `[B, Q, D]` attend over `keys` `[B, K, D]`; returns `[B, Q, D]`.
     pub fn forward(&self, queries: Tensor<B, 3>, keys: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forward_masked(queries, keys, None)
+    }
+
+    /// [`Self::forward`] where query `q` does not attend to key `k` when `mask[b, q, k]` is true
+    /// (`mask` `[B, Q, K]`; every query needs at least one key that is not masked).
+    pub fn forward_masked(
+        &self,
+        queries: Tensor<B, 3>,
+        keys: Tensor<B, 3>,
+        mask: Option<Tensor<B, 3, Bool>>,
+    ) -> Tensor<B, 3> {
         let q = self.query_norm.forward(queries.clone());
         let kv = self.key_norm.forward(keys);
-        let attended = self
-            .attention
-            .forward(MhaInput::new(q, kv.clone(), kv))
-            .context;
+        let mut input = MhaInput::new(q, kv.clone(), kv);
+        if let Some(mask) = mask {
+            input = input.mask_attn(mask);
+        }
+        let attended = self.attention.forward(input).context;
         let z = queries + attended;
         match (&self.ffn_norm, &self.ffn_in, &self.ffn_out) {
             (Some(norm), Some(fc_in), Some(fc_out)) => {

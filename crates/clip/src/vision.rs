@@ -155,15 +155,29 @@ impl<B: Backend> ClipVision<B> {
         pixels: Tensor<B, 4>,
         camera_ids: Option<Tensor<B, 1, Int>>,
     ) -> VisionOutput<B> {
-        let [batch, _, height, width_px] = pixels.dims();
+        let [_, _, height, width_px] = pixels.dims();
         let (rows, cols) = match self.grid_for(height, width_px) {
             Ok(grid) => grid,
             Err(e) => panic!("ClipVision::forward: {e}"),
         };
-        let width = self.width();
         let patches = self.embeddings.patch_embedding.forward(pixels);
         let patches: Tensor<B, 3> = patches.flatten(2, 3).swap_dims(1, 2);
+        let x = self.embed_patches(patches, rows, cols, camera_ids);
+        self.encode_embedded(x)
+    }
 
+    /// The transformer input for patch tokens `[B, N, width]` (the output of a patch embedding,
+    /// flattened row-major over a `rows x cols` grid): the class token (plus the SIE camera
+    /// embedding of `camera_ids`) prepended and the positional embeddings added: `[B, 1 + N, width]`.
+    pub fn embed_patches(
+        &self,
+        patches: Tensor<B, 3>,
+        rows: usize,
+        cols: usize,
+        camera_ids: Option<Tensor<B, 1, Int>>,
+    ) -> Tensor<B, 3> {
+        let batch = patches.dims()[0];
+        let width = self.width();
         let mut cls = self
             .embeddings
             .class_embedding
@@ -176,8 +190,13 @@ impl<B: Backend> ClipVision<B> {
         }
         let tokens = Tensor::cat(vec![cls, patches], 1);
         let positions = self.positions_for(rows, cols);
-        let x = tokens + positions.unsqueeze_dim::<3>(0);
+        tokens + positions.unsqueeze_dim::<3>(0)
+    }
 
+    /// Run the transformer, the final layer norm and the projection on embedded tokens
+    /// `[B, 1 + N, width]` (from [`ClipVision::embed_patches`]).
+    pub fn encode_embedded(&self, x: Tensor<B, 3>) -> VisionOutput<B> {
+        let batch = x.dims()[0];
         let x = self.pre_layrnorm.forward(x);
         let x = self.encoder.forward(x, None);
         let x = self.post_layernorm.forward(x);

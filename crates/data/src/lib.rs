@@ -7,6 +7,7 @@
 //! - [`transform`] holds the reference train/test transforms on raw `f32` buffers.
 //! - [`PkSampler`] draws P identities x K instances per batch, deterministic from a seed.
 //! - [`BatchStream`] decodes on worker threads ahead of the model and yields [`TripletBatch`]es.
+//! - [`modality_aug`] drops, synthesises and degrades modalities for UMM training and evaluation.
 //! - [`synth`] writes a synthetic tri-spectral benchmark in the RGBNT201 layout.
 //!
 //! # Custom layout
@@ -33,6 +34,7 @@ pub mod dataset;
 pub mod decode;
 pub mod error;
 pub mod loader;
+pub mod modality_aug;
 pub mod names;
 pub mod sampler;
 pub mod scan;
@@ -47,6 +49,10 @@ pub use dataset::{load_dataset, Dataset, LoadReport, TripletRecord};
 pub use error::{DataError, Result};
 pub use loader::{
     eval_stream, train_stream, BatchStream, HostBatch, LoadMode, LoaderConfig, TripletBatch,
+};
+pub use modality_aug::{
+    apply_missing_setting, apply_test_degradation, augment_batch, BatchPresence, Degradation,
+    ModalityAugConfig, PixelSynth, TestDegradation, MISSING_SETTINGS,
 };
 pub use sampler::{PkSampler, SamplerState};
 pub use scan::TripletImages;

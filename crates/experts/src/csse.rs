@@ -118,6 +118,18 @@ impl<B: Backend> Csse<B> {
 
     /// Run CSSE on patch tokens `[B, 3, N, D]`.
     pub fn forward(&self, patches: Tensor<B, 4>) -> Result<CsseOutput<B>, ExpertError> {
+        self.forward_masked(patches, None)
+    }
+
+    /// [`Self::forward`] where `modality_mask` `[B, 3]` (1 = present, 0 = absent) zeroes the
+    /// routing weights of absent modalities' tokens: each expert feature is the weighted mean
+    /// over present tokens only (the experts are token-wise, so absent tokens do not reach it).
+    /// The returned routing keeps the softmax weights before masking.
+    pub fn forward_masked(
+        &self,
+        patches: Tensor<B, 4>,
+        modality_mask: Option<Tensor<B, 2>>,
+    ) -> Result<CsseOutput<B>, ExpertError> {
         let [batch, modalities, tokens, dim] = patches.dims();
         if modalities != 3 {
             return Err(ExpertError::Shape {
@@ -126,6 +138,20 @@ impl<B: Backend> Csse<B> {
                 got: patches.dims().to_vec(),
             });
         }
+        if let Some(mask) = &modality_mask {
+            if mask.dims() != [batch, 3] {
+                return Err(ExpertError::Shape {
+                    what: "modality_mask",
+                    expected: "[B, 3]".into(),
+                    got: mask.dims().to_vec(),
+                });
+            }
+        }
+        let token_mask = modality_mask.map(|mask| {
+            mask.unsqueeze_dim::<3>(2)
+                .expand([batch, 3, tokens])
+                .reshape([batch, 3 * tokens])
+        });
         let all = patches.clone().reshape([batch, 3 * tokens, dim]);
         let logits = if self.routers.len() == 1 {
             self.routers[0].forward(all.clone())
@@ -154,6 +180,10 @@ impl<B: Backend> Csse<B> {
                     .clone()
                     .slice_dim(2, j..j + 1)
                     .reshape([batch, 3 * tokens]);
+                let w = match &token_mask {
+                    Some(mask) => w * mask.clone(),
+                    None => w,
+                };
                 masked_mean(expert.forward(all.clone()), w).unsqueeze_dim::<3>(1)
             })
             .collect();

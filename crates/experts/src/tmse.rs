@@ -215,7 +215,26 @@ impl<B: Backend> Tmse<B> {
         patches: Tensor<B, 4>,
         text: Option<Tensor<B, 4>>,
     ) -> Result<TmseOutput<B>, ExpertError> {
+        self.forward_masked(class_tokens, patches, text, None)
+    }
+
+    /// [`Self::forward`] where `modality_mask` `[B, 3]` (1 = present, 0 = absent) removes the
+    /// tokens of absent modalities from every sampling mask: an expert pools only over sampled
+    /// tokens of present modalities (its blocks are token-wise, so absent tokens do not reach
+    /// the feature at all).
+    pub fn forward_masked(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        patches: Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+        modality_mask: Option<Tensor<B, 2>>,
+    ) -> Result<TmseOutput<B>, ExpertError> {
         let [batch, modalities, tokens, dim] = patches.dims();
+        if let Some(mask) = &modality_mask {
+            if mask.dims() != [batch, 3] {
+                return Err(shape_error("modality_mask", "[B, 3]", &mask.dims()));
+            }
+        }
         let k_s = self.num_experts();
         if modalities != 3 {
             return Err(shape_error("patches", "[B, 3, N, D]", &patches.dims()));
@@ -263,7 +282,10 @@ impl<B: Backend> Tmse<B> {
                     let t_m = t_m.clone() / t_m.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6);
                     (unit.clone() * t_m).sum_dim(2).reshape([batch, tokens])
                 });
-                let mask = self.sample(self.route(i, m), p_m.clone(), c_m, beta);
+                let mut mask = self.sample(self.route(i, m), p_m.clone(), c_m, beta);
+                if let Some(present) = &modality_mask {
+                    mask = mask * present.clone().slice_dim(1, m..m + 1);
+                }
                 kept_tokens.push(p_m * mask.clone().unsqueeze_dim::<3>(2));
                 kept_masks.push(mask);
             }

@@ -291,6 +291,15 @@ pub fn check_architecture(
             for key in RUNTIME_KEYS.iter().chain(&["text"]) {
                 map.remove(*key);
             }
+            // UMM off builds none of its modules; on, its fill and loss switch at run time.
+            if let Some(umm) = map.get_mut("umm").and_then(|u| u.as_object_mut()) {
+                if c.umm.enabled {
+                    umm.remove("fill");
+                    umm.remove("rec");
+                } else {
+                    umm.retain(|k, _| k == "enabled");
+                }
+            }
         }
         v
     };

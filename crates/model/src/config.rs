@@ -1,5 +1,6 @@
 //! The NEXT model configuration: every ablation switch of the paper as a TOML-able field.
 
+use crate::umm::UmmConfig;
 use crate::ModelError;
 use next_aggregation::MgfaConfig;
 use next_clip::{ClipConfig, Precision};
@@ -85,6 +86,8 @@ pub struct NextConfig {
     /// (mixed precision: parameters, norms and softmax stay f32). For GPUs; on the CPU the
     /// 16-bit paths are slower.
     pub precision: Precision,
+    /// Uncertain/missing-modality machinery (off by default: the model is exactly NEXT).
+    pub umm: UmmConfig,
 }
 
 impl Default for NextConfig {
@@ -103,6 +106,7 @@ impl Default for NextConfig {
             loss: ReidLossConfig::default(),
             branch_losses: false,
             precision: Precision::F32,
+            umm: UmmConfig::default(),
         }
     }
 }
@@ -184,6 +188,9 @@ impl NextConfig {
         }
         if self.mgfa.num_heads == 0 {
             return bad("mgfa.num_heads must be at least 1".into());
+        }
+        if let Err(message) = self.umm.validate(None) {
+            return bad(message);
         }
         Ok(())
     }

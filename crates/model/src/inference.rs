@@ -3,7 +3,7 @@
 //! feature. Callers that cache text features (the trainer, the evaluation) use these too.
 
 use crate::config::FeatureStage;
-use crate::model::{l2_normalize, NextModel};
+use crate::model::{l2_normalize, NextModel, NextOutput};
 use crate::sentences::{SampleCaptions, SentenceSampler};
 use crate::ModelError;
 use burn::prelude::*;
@@ -44,10 +44,15 @@ impl<B: Backend> NextModel<B> {
         text: Option<Tensor<B, 4>>,
     ) -> Result<Tensor<B, 2>, ModelError> {
         let out = self.forward_with_text(images, camera_ids, text)?;
+        Ok(self.inference_feature(out))
+    }
+
+    /// The configured inference feature of an output (pre- or post-BN), L2-normalised.
+    pub(crate) fn inference_feature(&self, out: NextOutput<B>) -> Tensor<B, 2> {
         let feature = match self.config.feature {
             FeatureStage::PreBn => out.feature,
             FeatureStage::PostBn => out.bn_feature,
         };
-        Ok(l2_normalize(feature))
+        l2_normalize(feature)
     }
 }

@@ -11,6 +11,7 @@ mod cost;
 mod inference;
 mod model;
 mod sentences;
+pub mod umm;
 
 pub use checkpoint::{
     check_architecture, checkpoint_image_size, Checkpoint, ModelHeader, CHECKPOINT_FORMAT,
@@ -20,6 +21,7 @@ pub use cost::{cost_report, CostReport, CostRow};
 pub use model::{l2_normalize, NextInput, NextModel, NextOutput, SharedTokenizer};
 pub use next_clip::{ClipConfig, LoadReport, Precision};
 pub use sentences::{join_sentences, SampleCaptions, SentenceSampler};
+pub use umm::{Fill, Presence, TokenCosine, Tokenizer, UmmConfig};
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 
 use crate::config::{ClipSource, NextConfig, TextMode};
 use crate::sentences::{SampleCaptions, SentenceSampler};
+use crate::umm::UmmModules;
 use crate::ModelError;
 use burn::module::Module;
 use burn::prelude::*;
@@ -53,6 +54,9 @@ pub struct NextOutput<B: Backend> {
     pub branch_features: Vec<Tensor<B, 2>>,
     /// Logits of the branch BNNecks, aligned with `branch_features`.
     pub branch_logits: Vec<Tensor<B, 2>>,
+    /// UMM reconstruction loss `L_rec` (unweighted MSE of synthesised vs real tokens) when the
+    /// batch had modalities dropped in training whose real image was kept; `None` otherwise.
+    pub reconstruction: Option<Tensor<B, 1>>,
 }
 
 /// The NEXT model.
@@ -78,6 +82,8 @@ pub struct NextModel<B: Backend> {
     pub clip_architecture: ClipConfig,
     /// Tokenizer for captions (present with the text encoder).
     pub tokenizer: Option<SharedTokenizer>,
+    /// Token mapper, synthesiser and cue learner (present when `umm.enabled`).
+    pub umm: Option<UmmModules<B>>,
 }
 
 impl NextConfig {
@@ -170,7 +176,15 @@ impl NextConfig {
             }
             (Some(_), _) => Some(ClipTokenizer::builtin()?),
         };
+        self.umm
+            .validate(Some(dim))
+            .map_err(|message| ModelError::Config {
+                path: None,
+                message,
+            })?;
+        let umm = self.umm.init(&vision, dim, device);
         Ok(NextModel {
+            umm,
             vision,
             text: text.map(ClipText::frozen),
             tmse: mode
@@ -223,6 +237,7 @@ impl<B: Backend> NextModel<B> {
             + self.tmse.as_ref().map_or(0, |t| t.num_params())
             + self.csse.as_ref().map_or(0, |c| c.num_params())
             + self.mgfa.num_params()
+            + self.umm.as_ref().map_or(0, |u| u.num_params())
             + std::iter::once(&self.neck)
                 .chain(&self.branch_necks)
                 .map(|n| n.bn.gamma.num_params() + n.classifier.num_params())
@@ -236,25 +251,37 @@ impl<B: Backend> NextModel<B> {
         sampler: &mut SentenceSampler,
     ) -> Result<NextOutput<B>, ModelError> {
         let batch = input.images[0].dims()[0];
+        let text = self.train_text(input.captions.as_deref(), batch, self.config.text, sampler)?;
+        self.forward_with_text(input.images, input.camera_ids, text)
+    }
+
+    /// Training text features `[B, K_s, 3, D]` (one sentence sample per expert and modality),
+    /// checked against `mode`; `None` when text is not used.
+    pub(crate) fn train_text(
+        &self,
+        captions: Option<&[SampleCaptions]>,
+        batch: usize,
+        mode: TextMode,
+        sampler: &mut SentenceSampler,
+    ) -> Result<Option<Tensor<B, 4>>, ModelError> {
         let k_s = self.tmse.as_ref().map_or(0, |t| t.num_experts());
-        let text = match (&input.captions, self.config.uses_text()) {
+        Ok(match (captions, self.config.uses_text()) {
             (Some(captions), true) => {
-                check_captions(captions, batch, self.config.text)?;
+                check_captions(captions, batch, mode)?;
                 let texts = self.training_texts(captions, sampler);
                 Some(
                     self.encode_texts(&texts)?
                         .reshape([batch, k_s, 3, self.dim()]),
                 )
             }
-            (None, true) if self.config.text == TextMode::Required => {
+            (None, true) if mode == TextMode::Required => {
                 return Err(ModelError::MissingCaption {
                     sample: 0,
                     modality: 0,
                 });
             }
             _ => None,
-        };
-        self.forward_with_text(input.images, input.camera_ids, text)
+        })
     }
 
     /// Inference: the L2-normalised identity feature `[B, 3D]` (pre- or post-BN per config).
@@ -262,7 +289,17 @@ impl<B: Backend> NextModel<B> {
     /// without captions (or with text off) the model runs "w/o text".
     pub fn forward_inference(&self, input: NextInput<B>) -> Result<Tensor<B, 2>, ModelError> {
         let batch = input.images[0].dims()[0];
-        let text = match (&input.captions, self.config.uses_text()) {
+        let text = self.inference_text(input.captions.as_deref(), batch)?;
+        self.inference_with_text(input.images, input.camera_ids, text)
+    }
+
+    /// Inference text features `[B, 1, 3, D]`: each present caption encoded whole.
+    pub(crate) fn inference_text(
+        &self,
+        captions: Option<&[SampleCaptions]>,
+        batch: usize,
+    ) -> Result<Option<Tensor<B, 4>>, ModelError> {
+        Ok(match (captions, self.config.uses_text()) {
             (Some(captions), true) => {
                 check_captions(captions, batch, TextMode::Optional)?;
                 let texts = Self::inference_texts(captions);
@@ -272,8 +309,7 @@ impl<B: Backend> NextModel<B> {
                 )
             }
             _ => None,
-        };
-        self.inference_with_text(input.images, input.camera_ids, text)
+        })
     }
 
     /// The weighted identity + triplet loss of a training output; with branch losses, the
@@ -291,6 +327,9 @@ impl<B: Backend> NextModel<B> {
             loss.total = loss.total + branch.total;
             loss.id = loss.id + branch.id;
             loss.triplet = loss.triplet + branch.triplet;
+        }
+        if let Some(rec) = &output.reconstruction {
+            loss.total = loss.total + rec.clone().mul_scalar(self.config.umm.rec.weight);
         }
         loss
     }
@@ -314,19 +353,46 @@ impl<B: Backend> NextModel<B> {
         patches: Tensor<B, 4>,
         text: Option<Tensor<B, 4>>,
     ) -> Result<NextOutput<B>, ModelError> {
+        self.forward_tokens_masked(class_tokens, patches, text, None)
+    }
+
+    /// [`Self::forward_tokens`] with absent modalities dropped: where `modality_mask` `[B, 3]`
+    /// is 0, TMSE and CSSE pool over the present modalities' tokens only and the modality's
+    /// slot of the identity feature (and of each branch feature) is zero.
+    pub fn forward_tokens_masked(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        patches: Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+        modality_mask: Option<Tensor<B, 2>>,
+    ) -> Result<NextOutput<B>, ModelError> {
         let semantic = match &self.tmse {
-            Some(tmse) => Some(tmse.forward(class_tokens.clone(), patches.clone(), text)?),
+            Some(tmse) => Some(tmse.forward_masked(
+                class_tokens.clone(),
+                patches.clone(),
+                text,
+                modality_mask.clone(),
+            )?),
             None => None,
         };
         let structure = match &self.csse {
-            Some(csse) => Some(csse.forward(patches)?),
+            Some(csse) => Some(csse.forward_masked(patches, modality_mask.clone())?),
             None => None,
         };
-        let aggregated = self.mgfa.forward_branches(
+        let mut aggregated = self.mgfa.forward_branches(
             class_tokens,
             semantic.as_ref().map(|s| s.features.clone()),
             structure.as_ref().map(|s| s.features.clone()),
         )?;
+        if let Some(mask) = &modality_mask {
+            let drop = |f: Tensor<B, 2>| {
+                let [batch, width] = f.dims();
+                (f.reshape([batch, 3, width / 3]) * mask.clone().unsqueeze_dim::<3>(2))
+                    .reshape([batch, width])
+            };
+            aggregated.feature = drop(aggregated.feature);
+            aggregated.branches = aggregated.branches.into_iter().map(drop).collect();
+        }
         let feature = aggregated.feature;
         let neck = self.neck.forward(feature.clone());
         let (mut branch_features, mut branch_logits) = (Vec::new(), Vec::new());
@@ -342,6 +408,7 @@ impl<B: Backend> NextModel<B> {
             structure_routing: structure.map(|s| s.routing),
             branch_features,
             branch_logits,
+            reconstruction: None,
         })
     }
 
@@ -361,7 +428,26 @@ impl<B: Backend> NextModel<B> {
         }
         let [batch, _, height, width] = dims;
         let (rows, cols) = self.vision.grid_for(height, width)?;
-        let cameras = match camera_ids {
+        let cameras = self
+            .checked_cameras(camera_ids, batch)?
+            .map(|ids| Tensor::cat(vec![ids.clone(), ids.clone(), ids], 0));
+        let pixels = Tensor::cat(images.to_vec(), 0);
+        let tokens = self.vision.forward(pixels, cameras).tokens; // [3B, 1+N, D]
+        let (n, d) = (rows * cols, self.dim());
+        let tokens = tokens.reshape([3, batch, 1 + n, d]).swap_dims(0, 1); // [B, 3, 1+N, D]
+        let class_tokens = tokens.clone().slice_dim(2, 0..1).reshape([batch, 3, d]);
+        let patches = tokens.slice_dim(2, 1..1 + n);
+        Ok((class_tokens, patches))
+    }
+
+    /// The camera ids `[B]` the SIE embedding needs (checked to be `batch` values in range),
+    /// `None` when the model has no SIE; an error when SIE is on and ids are missing.
+    pub(crate) fn checked_cameras(
+        &self,
+        camera_ids: Option<Tensor<B, 1, Int>>,
+        batch: usize,
+    ) -> Result<Option<Tensor<B, 1, Int>>, ModelError> {
+        match camera_ids {
             Some(ids) if self.vision.num_cameras() > 0 => {
                 let values: Vec<i64> = ids.clone().into_data().iter::<i64>().collect();
                 let limit = self.vision.num_cameras() as i64;
@@ -370,23 +456,14 @@ impl<B: Backend> NextModel<B> {
                         "camera ids must be {batch} values in 0..{limit}, got {values:?}"
                     )));
                 }
-                Some(Tensor::cat(vec![ids.clone(), ids.clone(), ids], 0))
+                Ok(Some(ids))
             }
-            Some(_) => None,
-            None if self.vision.num_cameras() > 0 => {
-                return Err(ModelError::Input(
-                    "the model has SIE: camera ids are required".into(),
-                ));
-            }
-            None => None,
-        };
-        let pixels = Tensor::cat(images.to_vec(), 0);
-        let tokens = self.vision.forward(pixels, cameras).tokens; // [3B, 1+N, D]
-        let (n, d) = (rows * cols, self.dim());
-        let tokens = tokens.reshape([3, batch, 1 + n, d]).swap_dims(0, 1); // [B, 3, 1+N, D]
-        let class_tokens = tokens.clone().slice_dim(2, 0..1).reshape([batch, 3, d]);
-        let patches = tokens.slice_dim(2, 1..1 + n);
-        Ok((class_tokens, patches))
+            Some(_) => Ok(None),
+            None if self.vision.num_cameras() > 0 => Err(ModelError::Input(
+                "the model has SIE: camera ids are required".into(),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Encode captions with the frozen text encoder: `[len, D]` projected EOT features, a zero

@@ -1,0 +1,176 @@
+//! Which modalities of each sample the model may see, and which exist as reconstruction targets.
+
+use crate::ModelError;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+const NAMES: [&str; 3] = ["RGB", "NIR", "TIR"];
+
+/// Per sample, which of RGB, NIR, TIR are present (seen by the model) and which have a real
+/// image in the batch (present ones, plus modalities dropped in training whose real image is kept
+/// as the target of the reconstruction loss).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    present: Vec<[bool; 3]>,
+    real: Vec<[bool; 3]>,
+}
+
+impl Presence {
+    /// Presence for inference: `present[b][m]` says whether modality m of sample b is there; the
+    /// pixels of an absent one are never read. Every sample needs at least one modality.
+    pub fn new(present: Vec<[bool; 3]>) -> Result<Self, ModelError> {
+        let real = present.clone();
+        Self::with_targets(present, real)
+    }
+
+    /// Presence for training: `real[b][m]` marks modalities whose image is in the batch; those
+    /// real but not present are reconstruction targets. `present` must be a subset of `real`.
+    pub fn with_targets(present: Vec<[bool; 3]>, real: Vec<[bool; 3]>) -> Result<Self, ModelError> {
+        if present.len() != real.len() {
+            return Err(ModelError::Input(format!(
+                "presence: {} present rows but {} real rows",
+                present.len(),
+                real.len()
+            )));
+        }
+        for (sample, (p, r)) in present.iter().zip(&real).enumerate() {
+            if !p.iter().any(|&v| v) {
+                return Err(ModelError::Input(format!(
+                    "presence: sample {sample} has no modality present (RGB, NIR and TIR all \
+                     absent); at least one is needed"
+                )));
+            }
+            if let Some(m) = (0..3).find(|&m| p[m] && !r[m]) {
+                return Err(ModelError::Input(format!(
+                    "presence: sample {sample} has {} present but not marked real",
+                    NAMES[m]
+                )));
+            }
+        }
+        Ok(Self { present, real })
+    }
+
+    /// Every modality present for `batch` samples.
+    pub fn complete(batch: usize) -> Self {
+        Self {
+            present: vec![[true; 3]; batch],
+            real: vec![[true; 3]; batch],
+        }
+    }
+
+    /// The same modality pattern for all `batch` samples (an evaluation setting).
+    pub fn uniform(pattern: [bool; 3], batch: usize) -> Result<Self, ModelError> {
+        Self::new(vec![pattern; batch])
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.present.len()
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.present.is_empty()
+    }
+
+    /// Per sample, the present modalities.
+    pub fn present(&self) -> &[[bool; 3]] {
+        &self.present
+    }
+
+    /// Per sample, the modalities with a real image.
+    pub fn real(&self) -> &[[bool; 3]] {
+        &self.real
+    }
+
+    /// Whether every modality of every sample is present.
+    pub fn is_complete(&self) -> bool {
+        self.present.iter().all(|p| p.iter().all(|&v| v))
+    }
+
+    /// Whether some sample has a reconstruction target (real but not present).
+    pub fn has_targets(&self) -> bool {
+        self.present
+            .iter()
+            .zip(&self.real)
+            .any(|(p, r)| (0..3).any(|m| r[m] && !p[m]))
+    }
+
+    /// `[B, 3]` float mask, 1 where present.
+    pub fn present_mask<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
+        float_mask(&self.present, device)
+    }
+
+    /// `[B, 3]` float mask, 1 where the modality is a reconstruction target.
+    pub fn target_mask<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
+        let targets: Vec<[bool; 3]> = self
+            .present
+            .iter()
+            .zip(&self.real)
+            .map(|(p, r)| [r[0] && !p[0], r[1] && !p[1], r[2] && !p[2]])
+            .collect();
+        float_mask(&targets, device)
+    }
+
+    /// Check the presence covers a batch of `batch` samples.
+    pub(crate) fn check_batch(&self, batch: usize) -> Result<(), ModelError> {
+        if self.len() != batch {
+            return Err(ModelError::Input(format!(
+                "presence has {} samples for a batch of {batch}",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn float_mask<B: Backend>(rows: &[[bool; 3]], device: &B::Device) -> Tensor<B, 2> {
+    let values: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| r.map(|v| if v { 1.0 } else { 0.0 }))
+        .collect();
+    Tensor::from_data(TensorData::new(values, [rows.len(), 3]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn a_sample_without_any_modality_is_a_clear_error() {
+        let err = Presence::new(vec![[true, false, false], [false; 3]]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sample 1") && text.contains("no modality"),
+            "{text}"
+        );
+        let err = Presence::with_targets(vec![[true, true, false]], vec![[true, false, false]])
+            .unwrap_err();
+        assert!(err.to_string().contains("NIR"), "{err}");
+        assert!(Presence::with_targets(vec![[true; 3]], vec![]).is_err());
+    }
+
+    #[test]
+    fn masks_mark_present_and_target_modalities() {
+        let p = Presence::with_targets(
+            vec![[true, false, false], [true; 3]],
+            vec![[true, true, false], [true; 3]],
+        )
+        .unwrap();
+        assert!(p.has_targets() && !p.is_complete());
+        let present: Vec<f32> = p
+            .present_mask::<Flex>(&Default::default())
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(present, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        let target: Vec<f32> = p
+            .target_mask::<Flex>(&Default::default())
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(target, vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert!(Presence::complete(2).is_complete());
+    }
+}
