@@ -5,6 +5,6 @@ pub mod fsio;
 pub mod modality;
 pub mod progress;
 
-pub use fsio::{read_file, write_atomic, FileError};
+pub use fsio::{read_file, strip_utf8_bom, write_atomic, FileError};
 pub use modality::Modality;
 pub use progress::Progress;
