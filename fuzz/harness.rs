@@ -15,8 +15,11 @@ use next_reid::data::{DatasetConfig, DatasetKind, LoaderConfig, SynthConfig, Tra
 use std::path::Path;
 use std::sync::OnceLock;
 
+/// A fuzz target body: one input, no result (it must simply not panic).
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay: `(name, body)`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("caption_json", caption_json),
     ("clip_config", clip_config),
     ("clip_safetensors", clip_safetensors),
