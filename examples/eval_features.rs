@@ -50,6 +50,16 @@ struct Args {
 
 fn run(args: &Args) -> Result<serde_json::Value, MetricsError> {
     let set = FeatureSet::from_safetensors(&args.file)?;
+    // Input errors that do not name the file (scene ids missing for msvr, ...) get its name.
+    let in_file = |e: MetricsError| match e {
+        MetricsError::MissingSceneIds { .. } | MetricsError::NoValidQuery { .. } => {
+            MetricsError::BadFile {
+                path: args.file.clone(),
+                message: e.to_string(),
+            }
+        }
+        other => other,
+    };
     let cfg = EvalConfig {
         protocol: args.protocol,
         distance: args.distance,
@@ -65,8 +75,9 @@ fn run(args: &Args) -> Result<serde_json::Value, MetricsError> {
             k2: args.k2,
             lambda: args.lambda,
         };
-        Reranked::new(&set.query, &set.gallery, &rerank, &cfg)?
-            .evaluate(&set.query_meta, &set.gallery_meta)?
+        Reranked::new(&set.query, &set.gallery, &rerank, &cfg)
+            .and_then(|r| r.evaluate(&set.query_meta, &set.gallery_meta))
+            .map_err(in_file)?
     } else {
         evaluate(
             &set.query,
@@ -74,7 +85,8 @@ fn run(args: &Args) -> Result<serde_json::Value, MetricsError> {
             &set.query_meta,
             &set.gallery_meta,
             &cfg,
-        )?
+        )
+        .map_err(in_file)?
     };
     let mut json = serde_json::to_value(report.summary()).unwrap_or_default();
     json["reranked"] = args.rerank.into();

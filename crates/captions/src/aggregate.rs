@@ -83,8 +83,8 @@ impl ComplementRules {
     /// Load rules from a JSON file (format of `configs/captions/complement.v1.json`).
     pub fn load(path: &Path) -> Result<Self, CaptionError> {
         let bytes = next_common::read_file(path)?;
-        let rules: Self =
-            serde_json::from_slice(&bytes).map_err(|e| json_error(path, "complement rules", e))?;
+        let rules: Self = serde_json::from_slice(next_common::strip_utf8_bom(&bytes))
+            .map_err(|e| json_error(path, "complement rules", e))?;
         if !(0.0..=1.0).contains(&rules.threshold) {
             return Err(CaptionError::Config(format!(
                 "{}: threshold must be in [0, 1]",

@@ -28,7 +28,13 @@ pub fn caption_file_path(dir: &Path, split: &str, modality: Modality) -> PathBuf
 /// Read a caption file.
 pub fn read_caption_file(path: &Path) -> Result<Vec<CaptionEntry>, CaptionError> {
     let bytes = next_common::read_file(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    parse_caption_file(&bytes, path)
+}
+
+/// Parse the bytes of a caption file (a leading UTF-8 byte-order mark is allowed); `path` names
+/// the source in errors.
+pub fn parse_caption_file(bytes: &[u8], path: &Path) -> Result<Vec<CaptionEntry>, CaptionError> {
+    serde_json::from_slice(next_common::strip_utf8_bom(bytes)).map_err(|e| {
         json_error(
             path,
             "a JSON array of {\"item\", \"description\"} objects",
@@ -66,5 +72,10 @@ mod tests {
             err.contains("train_NI.json") && err.contains("expected a JSON array"),
             "{err}"
         );
+        // A UTF-8 byte-order mark (Windows editors) is accepted.
+        let mut bom = next_common::fsio::UTF8_BOM.to_vec();
+        bom.extend_from_slice(br#"[{"item": "a.jpg", "description": "A car."}]"#);
+        std::fs::write(&path, bom).unwrap();
+        assert_eq!(read_caption_file(&path).unwrap(), entries);
     }
 }

@@ -24,7 +24,7 @@ pub use attributes::{
     run_attributes, scan_dataset, AttributeRun, AttributeRunConfig, FailedRequest, ImageJob,
 };
 pub use cache::{sha256_hex, AnswerCache, CacheEntry};
-pub use captions_file::{read_caption_file, write_caption_file, CaptionEntry};
+pub use captions_file::{parse_caption_file, read_caption_file, write_caption_file, CaptionEntry};
 pub use client::{ChatClient, ClientConfig, InlineImage};
 pub use command::{run_caption_stage, CaptionStage, PipelineOptions};
 pub use error::{CaptionError, ClientError, ExtractError};

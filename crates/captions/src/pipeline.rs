@@ -36,7 +36,8 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CaptionError> 
 
 fn read_json<T: DeserializeOwned>(path: &Path, expected: &'static str) -> Result<T, CaptionError> {
     let bytes = next_common::read_file(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| json_error(path, expected, e))
+    serde_json::from_slice(next_common::strip_utf8_bom(&bytes))
+        .map_err(|e| json_error(path, expected, e))
 }
 
 /// Write per-(split, modality) files `<split>_<TAG>.json` mapping item -> value.

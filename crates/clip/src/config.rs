@@ -165,7 +165,13 @@ impl ClipConfig {
 
     /// Read `dir/config.json` of a Hugging Face `CLIPModel` checkpoint.
     pub fn from_hf_dir(dir: &Path) -> Result<Self, ClipError> {
-        let (path, root) = read_config_json(dir)?;
+        let (path, bytes) = read_config_json(dir)?;
+        Self::from_hf_json(&bytes, &path)
+    }
+
+    /// Parse the bytes of a Hugging Face `CLIPModel` `config.json`; `path` names it in errors.
+    pub fn from_hf_json(bytes: &[u8], path: &Path) -> Result<Self, ClipError> {
+        let (path, root) = (path.to_path_buf(), parse_config_json(bytes, path)?);
         let model_type = model_type(&root);
         if model_type != "clip" {
             return Err(ClipError::UnsupportedArchitecture {
@@ -204,7 +210,14 @@ impl ClipVisionConfig {
     /// (`model_type` "clip") or a vision-only one ("clip_vision_model"). Returns it with the
     /// checkpoint's projection width.
     pub fn from_hf_dir(dir: &Path) -> Result<(Self, usize), ClipError> {
-        let (path, root) = read_config_json(dir)?;
+        let (path, bytes) = read_config_json(dir)?;
+        Self::from_hf_json(&bytes, &path)
+    }
+
+    /// Parse the bytes of a `config.json` as [`ClipVisionConfig::from_hf_dir`] reads it; `path`
+    /// names it in errors.
+    pub fn from_hf_json(bytes: &[u8], path: &Path) -> Result<(Self, usize), ClipError> {
+        let (path, root) = (path.to_path_buf(), parse_config_json(bytes, path)?);
         let model_type = model_type(&root);
         let config = match model_type.as_str() {
             "clip" => section::<ClipVisionConfig>(&root, "vision_config", &path)?,
@@ -296,7 +309,8 @@ fn check_widths(tower: &str, width: usize, heads: usize, mlp: usize) -> Result<(
     Ok(())
 }
 
-fn read_config_json(dir: &Path) -> Result<(std::path::PathBuf, Value), ClipError> {
+/// The path and bytes of `dir/config.json`; errors say what is missing.
+fn read_config_json(dir: &Path) -> Result<(std::path::PathBuf, Vec<u8>), ClipError> {
     if !dir.is_dir() {
         return Err(ClipError::MissingFile {
             path: dir.to_path_buf(),
@@ -311,17 +325,24 @@ fn read_config_json(dir: &Path) -> Result<(std::path::PathBuf, Value), ClipError
         });
     }
     let bytes = next_common::read_file(&path)?;
-    let root: Value = serde_json::from_slice(&bytes).map_err(|e| ClipError::InvalidConfig {
-        path: path.clone(),
-        message: format!("not valid JSON: {e}"),
+    Ok((path, bytes))
+}
+
+/// The JSON object of a `config.json` (a leading byte-order mark is allowed).
+fn parse_config_json(bytes: &[u8], path: &Path) -> Result<Value, ClipError> {
+    let root: Value = serde_json::from_slice(next_common::strip_utf8_bom(bytes)).map_err(|e| {
+        ClipError::InvalidConfig {
+            path: path.to_path_buf(),
+            message: format!("not valid JSON: {e}"),
+        }
     })?;
     if !root.is_object() {
         return Err(ClipError::InvalidConfig {
-            path,
+            path: path.to_path_buf(),
             message: "expected a JSON object".into(),
         });
     }
-    Ok((path, root))
+    Ok(root)
 }
 
 fn model_type(root: &Value) -> String {

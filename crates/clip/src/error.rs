@@ -80,6 +80,21 @@ pub enum ClipError {
         /// The underlying problem.
         message: String,
     },
+    /// A tokenizer that does not fit the model's text tower (ids beyond its vocabulary, or
+    /// another end token).
+    #[error("{config}: {key} is {config_value} but the tokenizer {tokenizer} needs {tokenizer_value}: use the model's own tokenizer.json (next to config.json) or fix {key}")]
+    TokenizerMismatch {
+        /// The model config.
+        config: PathBuf,
+        /// The tokenizer file (`<builtin ...>` for the embedded one).
+        tokenizer: PathBuf,
+        /// The config key concerned.
+        key: &'static str,
+        /// The value in the config.
+        config_value: usize,
+        /// The value the tokenizer needs.
+        tokenizer_value: usize,
+    },
     /// Tokenizing a text failed.
     #[error("cannot tokenize {text:?}: {message}")]
     Encode {

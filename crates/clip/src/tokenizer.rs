@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
+use crate::config::ClipTextConfig;
 use crate::error::ClipError;
 
 /// CLIP's context length: every tokenized text is exactly this long.
@@ -73,6 +74,8 @@ pub struct ClipTokenizer {
     inner: Tokenizer,
     start_id: u32,
     end_id: u32,
+    /// The file it was read from (`<builtin ...>` for the embedded one).
+    source: PathBuf,
 }
 
 impl std::fmt::Debug for ClipTokenizer {
@@ -127,7 +130,58 @@ impl ClipTokenizer {
             inner,
             start_id,
             end_id,
+            source: path.to_path_buf(),
         })
+    }
+
+    /// The tokenizer of a CLIP model: `dir/tokenizer.json` when the model comes from a Hugging
+    /// Face folder that has one, the built-in one otherwise; checked against the model's text
+    /// config with [`ClipTokenizer::check_fits`] (`config_file` names that config in errors).
+    pub fn for_model(
+        dir: Option<&Path>,
+        text: &ClipTextConfig,
+        config_file: &Path,
+    ) -> Result<Self, ClipError> {
+        let tokenizer = match dir.map(|d| d.join("tokenizer.json")) {
+            Some(file) if file.is_file() => Self::from_file(&file)?,
+            _ => Self::builtin()?,
+        };
+        tokenizer.check_fits(text, config_file)?;
+        Ok(tokenizer)
+    }
+
+    /// Error unless every id this tokenizer produces has a row in the text tower's embedding
+    /// table (`text_config.vocab_size`) and its end token is the one the text tower pools at
+    /// (`text_config.eos_token_id`); `config_file` names the model config in errors.
+    pub fn check_fits(&self, text: &ClipTextConfig, config_file: &Path) -> Result<(), ClipError> {
+        let mismatch = |key: &'static str, config_value: usize, tokenizer_value: usize| {
+            Err(ClipError::TokenizerMismatch {
+                config: config_file.to_path_buf(),
+                tokenizer: self.source.clone(),
+                key,
+                config_value,
+                tokenizer_value,
+            })
+        };
+        let needed = self.max_id() as usize + 1;
+        if needed > text.vocab_size {
+            return mismatch("text_config.vocab_size", text.vocab_size, needed);
+        }
+        let eos = text.effective_eos_token_id();
+        if self.end_id as usize != eos {
+            return mismatch("text_config.eos_token_id", eos, self.end_id as usize);
+        }
+        Ok(())
+    }
+
+    /// The highest id this tokenizer can produce (special tokens included).
+    pub fn max_id(&self) -> u32 {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 
     /// The wrapped Hugging Face tokenizer.

@@ -148,3 +148,42 @@ fn captions_split_into_sentences() {
         ]
     );
 }
+
+#[test]
+fn a_tokenizer_with_ids_beyond_the_text_vocabulary_is_refused_at_load_naming_the_key() {
+    let dir = common::tiny_dir();
+    let config = next_clip::ClipConfig::from_hf_dir(&dir).expect("tiny config");
+    let config_file = dir.join("config.json");
+    // The built-in tokenizer (49,408 ids) against the tiny model's 1,000-id embedding table: this
+    // used to panic inside Burn's embedding at the first caption.
+    let builtin = ClipTokenizer::builtin().expect("builtin tokenizer");
+    let err = builtin
+        .check_fits(&config.text, &config_file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.json")
+            && err.contains("text_config.vocab_size")
+            && err.contains("1000")
+            && err.contains("49408"),
+        "{err}"
+    );
+    // The fixture's own tokenizer.json (tests/fixtures/make_tiny_tokenizer.py) fits, and is
+    // the one picked for the folder; every id of a real caption is inside the vocabulary.
+    let tokenizer = ClipTokenizer::for_model(Some(&dir), &config.text, &config_file)
+        .expect("the fixture's tokenizer fits its model");
+    assert_eq!(tokenizer.max_id(), 999);
+    let ids = tokenizer
+        .encode("A woman in a red coat carries a black bag.")
+        .expect("encode")
+        .ids;
+    assert!(ids.iter().all(|&id| id < 1000), "{ids:?}");
+    // Another end token than the one the text tower pools at is refused too.
+    let mut other_eos = config.text.clone();
+    other_eos.eos_token_id = 997;
+    let err = tokenizer
+        .check_fits(&other_eos, &config_file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("text_config.eos_token_id"), "{err}");
+}

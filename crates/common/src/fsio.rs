@@ -35,6 +35,14 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<u8>, FileError> {
     fs::read(path).map_err(|e| FileError::new("reading", path, e))
 }
 
+/// The UTF-8 byte-order mark some editors (Notepad, Excel exports) put before text.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `bytes` without a leading UTF-8 byte-order mark (text readers accept files with and without).
+pub fn strip_utf8_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes)
+}
+
 /// Write `bytes` to `path` atomically: a temporary file in the same folder is written, flushed to
 /// disk and renamed over the target, so readers see either the old or the new content, never a mix.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), FileError> {

@@ -8,7 +8,7 @@ pub mod modality;
 pub mod progress;
 pub mod toml_config;
 
-pub use fsio::{read_file, write_atomic, FileError};
+pub use fsio::{read_file, strip_utf8_bom, write_atomic, FileError};
 pub use modality::Modality;
 pub use progress::Progress;
 pub use toml_config::{edit_distance, ConfigError, TomlLayout, TomlSource};

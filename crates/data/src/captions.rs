@@ -24,8 +24,14 @@ impl CaptionTable {
     /// Read and parse one caption file; errors name the file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = next_common::read_file(path)?;
-        let list: Vec<CaptionEntry> =
-            serde_json::from_slice(&bytes).map_err(|e| DataError::BadCaptionFile {
+        Self::parse(&bytes, path)
+    }
+
+    /// Parse the bytes of a caption file (a leading UTF-8 byte-order mark is allowed); `path`
+    /// names the source in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let list: Vec<CaptionEntry> = serde_json::from_slice(next_common::strip_utf8_bom(bytes))
+            .map_err(|e| DataError::BadCaptionFile {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;

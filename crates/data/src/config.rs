@@ -185,6 +185,18 @@ pub struct DatasetConfig {
     /// Apply random erasing in the train transform (default true).
     #[serde(default = "default_true")]
     pub random_erasing: bool,
+    /// Largest width and height accepted in an image file (default 8192): a header claiming
+    /// more is a bad file, found before any pixel memory is allocated.
+    #[serde(default = "default_max_image_side")]
+    pub max_image_side: u32,
+    /// Read the header of every image when the dataset opens, so that bad files are all reported
+    /// at once before training starts (default true).
+    #[serde(default = "default_true")]
+    pub check_images: bool,
+}
+
+fn default_max_image_side() -> u32 {
+    crate::decode::ImageLimits::DEFAULT.max_side
 }
 
 impl DatasetConfig {
@@ -201,6 +213,15 @@ impl DatasetConfig {
             normalization: Normalization::Half,
             augment_sync: AugmentSync::Independent,
             random_erasing: true,
+            max_image_side: default_max_image_side(),
+            check_images: true,
+        }
+    }
+
+    /// The image size limits of this dataset.
+    pub fn image_limits(&self) -> crate::decode::ImageLimits {
+        crate::decode::ImageLimits {
+            max_side: self.max_image_side,
         }
     }
 
@@ -247,12 +268,23 @@ impl DatasetConfig {
 
     /// Check value ranges; `origin` names the file in errors.
     pub fn validate(&self, origin: &Path) -> Result<()> {
+        let bad = |reason: String| {
+            Err(DataError::Config {
+                path: origin.to_path_buf(),
+                reason,
+            })
+        };
         let [h, w] = self.size();
         if h == 0 || w == 0 || h > 4096 || w > 4096 {
-            return Err(DataError::Config {
-                path: origin.to_path_buf(),
-                reason: format!("image_size must be within 1..=4096, got [{h}, {w}]"),
-            });
+            return bad(format!(
+                "image_size must be within 1..=4096, got [{h}, {w}]"
+            ));
+        }
+        if !(16..=65_535).contains(&self.max_image_side) {
+            return bad(format!(
+                "max_image_side must be within 16..=65535, got {}",
+                self.max_image_side
+            ));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Loading a dataset: the split folders of each layout, relabelling, captions, load report.
 
 use crate::captions::CaptionTable;
+use crate::check::check_image_files;
 use crate::config::{DatasetConfig, DatasetKind, MissingCaptionPolicy, Split};
 use crate::error::{DataError, Result};
 use crate::scan::{
@@ -337,6 +338,9 @@ pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
                 &mut report,
             )?;
         }
+    }
+    if cfg.check_images {
+        check_image_files(splits.iter().flatten(), &cfg.image_limits())?;
     }
     let [train, query, gallery] = splits;
     let num_train_cams = train.iter().map(|r| r.camid).collect::<BTreeSet<_>>().len();

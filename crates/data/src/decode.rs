@@ -56,6 +56,60 @@ impl Pixels {
     }
 }
 
+/// Size limits on image files, checked from the headers before any pixel memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest accepted width and height, in pixels.
+    pub max_side: u32,
+}
+
+impl ImageLimits {
+    /// The default limit: 8192 pixels a side (a 8192x8192 RGB image needs 192 MiB).
+    pub const DEFAULT: ImageLimits = ImageLimits { max_side: 8192 };
+
+    /// Error unless `width` x `height` is within the limits.
+    fn check(&self, width: u32, height: u32) -> std::result::Result<(), String> {
+        if width == 0 || height == 0 {
+            return Err(format!("the header says {width}x{height} pixels"));
+        }
+        if width > self.max_side || height > self.max_side {
+            return Err(format!(
+                "the header says {width}x{height} pixels, more than the limit of {} a side \
+                 (data.max_image_side)",
+                self.max_side
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits of the `image` crate's decoders: these sides and the bytes of an RGBA image.
+    fn image_limits(&self) -> image::Limits {
+        let side = u64::from(self.max_side);
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(self.max_side);
+        limits.max_image_height = Some(self.max_side);
+        limits.max_alloc = Some((side * side * 4).max(1 << 20));
+        limits
+    }
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What an image header says, read without decoding the pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    /// The file format, from the first bytes (not the extension).
+    pub format: image::ImageFormat,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
 fn corrupt(path: &Path, reason: String) -> DataError {
     DataError::CorruptImage {
         path: path.to_path_buf(),
@@ -63,38 +117,129 @@ fn corrupt(path: &Path, reason: String) -> DataError {
     }
 }
 
-/// Decode an image file to 8-bit grey or RGB pixels (any other colour type becomes RGB).
-pub fn decode_pixels(path: &Path) -> Result<Pixels> {
+/// Whether `bytes` start like a JPEG file.
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8])
+}
+
+/// Error for a JPEG that lacks its end-of-image marker. The JPEG decoder fills missing data
+/// silently, so a cut-off file is caught here (a little trailing padding is tolerated).
+fn check_jpeg_complete(bytes: &[u8]) -> std::result::Result<(), String> {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    if tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err("truncated JPEG: no end-of-image marker".into())
+    }
+}
+
+/// Read the format and size of an image held in memory without decoding its pixels, and check
+/// them against `limits`; `path` names the file in errors.
+pub fn read_header(bytes: &[u8], path: &Path, limits: &ImageLimits) -> Result<ImageHeader> {
+    let format = image::guess_format(bytes).map_err(|_| {
+        corrupt(
+            path,
+            "the first bytes are not those of a JPEG, PNG, BMP or TIFF file".into(),
+        )
+    })?;
+    let (width, height) = if format == image::ImageFormat::Jpeg {
+        check_jpeg_complete(bytes).map_err(|reason| corrupt(path, reason))?;
+        // Headers only (no pixel memory): read the claimed size, then check it with our message.
+        let unlimited = ImageLimits { max_side: u32::MAX };
+        let mut decoder =
+            JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options(&unlimited));
+        decoder
+            .decode_headers()
+            .map_err(|e| corrupt(path, e.to_string()))?;
+        let (w, h) = decoder
+            .dimensions()
+            .ok_or_else(|| corrupt(path, "no image dimensions after the JPEG headers".into()))?;
+        (
+            u32::try_from(w).unwrap_or(u32::MAX),
+            u32::try_from(h).unwrap_or(u32::MAX),
+        )
+    } else {
+        let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+        reader.limits(limits.image_limits());
+        reader
+            .into_dimensions()
+            .map_err(|e| corrupt(path, e.to_string()))?
+    };
+    limits
+        .check(width, height)
+        .map_err(|reason| corrupt(path, reason))?;
+    Ok(ImageHeader {
+        format,
+        width,
+        height,
+    })
+}
+
+/// Read the header of an image file (see [`read_header`]); errors name the file.
+pub fn read_header_file(path: &Path, limits: &ImageLimits) -> Result<ImageHeader> {
     let bytes = next_common::read_file(path)?;
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        // The JPEG decoder fills missing data silently, so a cut-off file is caught here: a
-        // complete JPEG ends with the end-of-image marker (a little trailing padding is tolerated).
-        let tail = &bytes[bytes.len().saturating_sub(64)..];
-        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-            return Err(corrupt(
-                path,
-                "truncated JPEG: no end-of-image marker".into(),
-            ));
-        }
-        if let Some(decoded) = decode_jpeg(&bytes).map_err(|reason| corrupt(path, reason))? {
+    read_header(&bytes, path, limits)
+}
+
+/// Decode an image file to 8-bit grey or RGB pixels (any other colour type becomes RGB), within
+/// the default [`ImageLimits`].
+pub fn decode_pixels(path: &Path) -> Result<Pixels> {
+    decode_pixels_limited(path, &ImageLimits::DEFAULT)
+}
+
+/// Decode an image file to 8-bit grey or RGB pixels within `limits`; errors name the file.
+pub fn decode_pixels_limited(path: &Path, limits: &ImageLimits) -> Result<Pixels> {
+    let bytes = next_common::read_file(path)?;
+    decode_bytes(&bytes, path, limits)
+}
+
+/// Decode an image held in memory to 8-bit grey or RGB pixels. The header is checked against
+/// `limits` before any pixel memory is allocated; `path` names the source in errors.
+pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &ImageLimits) -> Result<Pixels> {
+    read_header(bytes, path, limits)?;
+    // A decoder that panics on a malformed file (third-party code) gives an error naming the
+    // file, not a dead loader thread.
+    std::panic::catch_unwind(|| decode_checked(bytes, path, limits)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(corrupt(path, format!("the decoder failed: {message}")))
+    })
+}
+
+/// [`decode_bytes`] after the header check.
+fn decode_checked(bytes: &[u8], path: &Path, limits: &ImageLimits) -> Result<Pixels> {
+    if is_jpeg(bytes) {
+        if let Some(decoded) = decode_jpeg(bytes, limits).map_err(|reason| corrupt(path, reason))? {
             return Ok(decoded);
         }
     }
-    let img = image::load_from_memory(&bytes).map_err(|e| corrupt(path, e.to_string()))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    reader.limits(limits.image_limits());
+    let img = reader.decode().map_err(|e| corrupt(path, e.to_string()))?;
     Ok(match img {
         DynamicImage::ImageLuma8(grey) => Pixels::Grey(grey),
         other => Pixels::Rgb(other.into_rgb8()),
     })
 }
 
+/// The decoder options `image` uses for JPEG, with the size limits applied.
+fn jpeg_options(limits: &ImageLimits) -> DecoderOptions {
+    let side = limits.max_side as usize;
+    DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(side)
+        .set_max_height(side)
+}
+
 /// Decode a JPEG held in memory with the decoder options of `image`; `Ok(None)` for a colour
 /// space left to `image` (anything but grey, YCbCr and RGB).
-fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Option<Pixels>, String> {
-    let options = DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+fn decode_jpeg(bytes: &[u8], limits: &ImageLimits) -> std::result::Result<Option<Pixels>, String> {
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options(limits));
     decoder.decode_headers().map_err(|e| e.to_string())?;
     let (w, h) = decoder
         .dimensions()

@@ -89,6 +89,25 @@ pub enum DataError {
         /// Found height.
         height: u32,
     },
+    /// Image files that failed the check run when the dataset opened, all of them.
+    #[error("{} of {checked} image files failed the check when the dataset opened (set data.check_images = false to skip it):\n{}", bad.len(), bad.iter().map(|(_, reason)| format!("  {reason}")).collect::<Vec<_>>().join("\n"))]
+    BadImages {
+        /// Number of files checked.
+        checked: usize,
+        /// Every bad file with its error message (which names it).
+        bad: Vec<(PathBuf, String)>,
+    },
+    /// A file or folder name that is not valid UTF-8 (names are matched across modality folders
+    /// and caption files as text, so they must be UTF-8).
+    #[error(
+        "file name {lossy:?} in {folder} is not valid UTF-8 (bad bytes shown as U+FFFD): rename it"
+    )]
+    NonUtf8Name {
+        /// The folder holding the file.
+        folder: PathBuf,
+        /// The name with invalid bytes replaced.
+        lossy: String,
+    },
     /// A configuration file or value is invalid.
     #[error("invalid configuration {path}: {reason}")]
     Config {

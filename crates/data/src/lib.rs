@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod captions;
+pub mod check;
 pub mod config;
 pub mod dataset;
 pub mod decode;
@@ -46,6 +47,7 @@ pub use config::{
     Split,
 };
 pub use dataset::{load_dataset, Dataset, LoadReport, TripletRecord};
+pub use decode::{ImageHeader, ImageLimits};
 pub use error::{DataError, Result};
 pub use loader::{
     eval_stream, train_stream, BatchStream, HostBatch, LoadMode, LoaderConfig, TripletBatch,

@@ -40,6 +40,31 @@ impl Default for LoaderConfig {
 }
 
 impl LoaderConfig {
+    /// Check every field's range; the error names the key (`loader.batch_size`, ...).
+    pub fn validate(&self) -> Result<()> {
+        let ranges: [(&str, usize, usize, usize); 4] = [
+            ("loader.batch_size", self.batch_size, 1, 1 << 16),
+            ("loader.instances_per_id", self.instances_per_id, 1, 1 << 16),
+            ("loader.workers", self.workers, 1, 1024),
+            ("loader.prefetch", self.prefetch, 1, 1024),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(DataError::Setting(format!(
+                    "{key} = {value}: expected {min}..={max}"
+                )));
+            }
+        }
+        if !self.batch_size.is_multiple_of(self.instances_per_id) {
+            return Err(DataError::Setting(format!(
+                "loader.batch_size = {} must be a multiple of loader.instances_per_id = {} \
+                 (P identities x K instances)",
+                self.batch_size, self.instances_per_id
+            )));
+        }
+        Ok(())
+    }
+
     /// A PK sampler over the labels of `records` with this batch size and K, seeded with `seed`.
     pub fn sampler(
         &self,

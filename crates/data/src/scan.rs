@@ -59,6 +59,14 @@ fn is_image_name(name: &str) -> bool {
     name.contains('.') && IMAGE_EXTENSIONS.contains(&ext.as_str())
 }
 
+/// A directory entry's name as text; a name that is not UTF-8 is an error naming the folder.
+fn utf8_name(dir: &Path, name: std::ffi::OsString) -> Result<String> {
+    name.into_string().map_err(|raw| DataError::NonUtf8Name {
+        folder: dir.to_path_buf(),
+        lossy: raw.to_string_lossy().into_owned(),
+    })
+}
+
 /// Image files of a folder, sorted by name; non-image and hidden files are counted, not listed.
 pub fn list_images(dir: &Path, counts: &mut ScanCounts) -> Result<BTreeMap<String, PathBuf>> {
     let entries =
@@ -66,7 +74,7 @@ pub fn list_images(dir: &Path, counts: &mut ScanCounts) -> Result<BTreeMap<Strin
     let mut out = BTreeMap::new();
     for entry in entries {
         let entry = entry.map_err(|e| next_common::FileError::new("listing", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = utf8_name(dir, entry.file_name())?;
         let path = entry.path();
         if path.is_file() && is_image_name(&name) {
             out.insert(name, path);
@@ -84,7 +92,7 @@ pub fn list_subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| next_common::FileError::new("listing", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = utf8_name(dir, entry.file_name())?;
         if entry.path().is_dir() && !name.starts_with('.') {
             out.push((name, entry.path()));
         }

@@ -220,6 +220,11 @@ fn flip_pad_crop<const CH: usize>(
             row[..x0].fill(value);
             row[x1..].fill(value);
         }
+        if count == 0 {
+            // Output narrower than the padding: this row shows only padding (`first` may then
+            // lie past the image).
+            continue;
+        }
         let src = &raw[(sy - pad) * w * CH..(sy - pad + 1) * w * CH];
         let src: &[[u8; CH]] = src.as_chunks().0;
         let dst = [&mut r0[x0..x1], &mut r1[x0..x1], &mut r2[x0..x1]];
@@ -401,6 +406,24 @@ mod tests {
                 *v == -1.0 || reference.iter().any(|r| (r - v).abs() < 1e-6),
                 "{v}"
             );
+        }
+    }
+
+    #[test]
+    fn outputs_narrower_than_the_padding_are_all_padding_or_image() {
+        // Found by the image_decode fuzz target: a crop offset past a 4- or 8-pixel-wide image
+        // indexed beyond the row.
+        for size in [[8, 4], [4, 8], [2, 2]] {
+            let c = TransformConfig {
+                size,
+                ..cfg(AugmentSync::Independent)
+            };
+            let img = gradient(size[1], size[0]);
+            for seed in 0..64 {
+                let mut out = vec![0.0; c.image_len()];
+                train_transform(&img, &c, &mut SmallRng::seed_from_u64(seed), &mut out);
+                assert!(out.iter().all(|v| v.is_finite()), "{size:?} seed {seed}");
+            }
         }
     }
 

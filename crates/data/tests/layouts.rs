@@ -73,7 +73,19 @@ fn rgbnt100_strips_are_cut_into_three_modalities() {
     // A strip whose width is not three crops is rejected, naming the file.
     let bad = base.join("bounding_box_train/0003_c0001_001.jpg");
     put(&bad, &tiny_jpeg(10, 4, 3));
-    let ds = load_dataset(&DatasetConfig::new(dir.path(), DatasetKind::Rgbnt100)).unwrap();
+    // Found when the dataset opens ...
+    let cfg = DatasetConfig::new(dir.path(), DatasetKind::Rgbnt100);
+    let err = load_dataset(&cfg).unwrap_err().to_string();
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("divisible by 3"),
+        "{err}"
+    );
+    // ... and, with the check off, when it is read.
+    let unchecked = DatasetConfig {
+        check_images: false,
+        ..cfg
+    };
+    let ds = load_dataset(&unchecked).unwrap();
     let rec = ds.train.iter().find(|r| r.key.starts_with("0003")).unwrap();
     let err = load_triplet(&rec.images).unwrap_err().to_string();
     assert!(

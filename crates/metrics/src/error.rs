@@ -61,7 +61,15 @@ pub enum MetricsError {
         /// Number of queries.
         queries: usize,
     },
-    /// A configuration value out of range.
+    /// The MSVR310 protocol was asked for samples without scene ids.
+    #[error("the msvr protocol drops same-scene matches and needs scene ids, but {set} row {row} has none (scene id -1; a features file needs `{set}_sceneids`): add them or use the standard protocol")]
+    MissingSceneIds {
+        /// `query` or `gallery`.
+        set: &'static str,
+        /// The first row without a scene id.
+        row: usize,
+    },
+    /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// `query_is_gallery` was set but the two sets have different sizes.

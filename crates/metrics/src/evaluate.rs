@@ -9,7 +9,7 @@
 use crate::engine::{chunk_len, for_each_tile, in_pool, Columns, Engine, PreparedSet, RowAdjust};
 use crate::engine::{GALLERY_TILE, QUERY_TILE};
 use crate::report::{summarize, EvalReport, QueryStats};
-use crate::{EvalConfig, EvalProtocol, Features, MetricsError, SampleMeta};
+use crate::{EvalConfig, EvalProtocol, Features, MetricsError, SampleMeta, NO_SCENE};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -69,6 +69,13 @@ pub(crate) fn check_meta(
             rows: gallery.rows(),
             meta: gallery_meta.len(),
         });
+    }
+    if cfg.protocol == EvalProtocol::Msvr {
+        for (set, meta) in [("query", query_meta), ("gallery", gallery_meta)] {
+            if let Some(row) = meta.iter().position(|m| m.sceneid == NO_SCENE) {
+                return Err(MetricsError::MissingSceneIds { set, row });
+            }
+        }
     }
     if cfg.query_is_gallery && query.rows() != gallery.rows() {
         return Err(MetricsError::NotSameSet {

@@ -114,6 +114,9 @@ pub(crate) fn l2_normalize_rows(data: &mut [f32], dim: usize) {
     }
 }
 
+/// The scene id of a sample whose scene is unknown (the data crate's marker too).
+pub const NO_SCENE: i64 = -1;
+
 /// Identity, camera and scene of one sample; `sample_id` optionally names the underlying image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SampleMeta {
@@ -121,7 +124,7 @@ pub struct SampleMeta {
     pub pid: i64,
     /// Camera id.
     pub camid: i64,
-    /// Scene id (MSVR310; any value elsewhere).
+    /// Scene id (MSVR310; any value elsewhere); [`NO_SCENE`] when unknown.
     pub sceneid: i64,
     /// Optional id of the image itself: a query and a gallery entry with the same id are the same
     /// sample and the gallery entry is never counted for that query.

@@ -2,9 +2,10 @@
 //!
 //! Tensors: `query` `[Q, D]` and `gallery` `[G, D]` (f32, f64, f16 or bf16), and the integer
 //! vectors `query_pids`, `query_camids`, `gallery_pids`, `gallery_camids` (`[Q]` / `[G]`) plus,
-//! optionally, `query_sceneids` and `gallery_sceneids` (0 when absent; MSVR310 needs them).
+//! optionally, `query_sceneids` and `gallery_sceneids` (-1, "no scene", when absent; the MSVR310
+//! protocol needs them and says so when they are missing).
 
-use crate::{Features, MetricsError, SampleMeta};
+use crate::{Features, MetricsError, SampleMeta, NO_SCENE};
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::path::{Path, PathBuf};
@@ -250,7 +251,7 @@ impl Reader {
         let cams = self.integers(&self.tensor(tensors, &cams_name)?, &cams_name, rows)?;
         let scenes = match tensors.tensor(&scenes_name) {
             Ok(view) => self.integers(&view, &scenes_name, rows)?,
-            Err(_) => vec![0; rows],
+            Err(_) => vec![NO_SCENE; rows],
         };
         Ok((0..rows)
             .map(|i| SampleMeta::new(pids[i], cams[i], scenes[i]))

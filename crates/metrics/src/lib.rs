@@ -23,7 +23,7 @@ pub use config::{Distance, EvalConfig, EvalProtocol};
 pub use dense::{distance_matrix, evaluate_distance_matrix};
 pub use error::MetricsError;
 pub use evaluate::evaluate;
-pub use features::{Features, SampleMeta, NORM_EPSILON};
+pub use features::{Features, SampleMeta, NORM_EPSILON, NO_SCENE};
 pub use io::FeatureSet;
 pub use ranking::{top_k, Neighbour};
 pub use report::{EvalReport, QueryStats, Summary};

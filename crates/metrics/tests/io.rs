@@ -61,8 +61,27 @@ fn f16_features_and_i32_labels_without_scenes() {
     assert_eq!(set.query.as_slice(), &[1.0, 0.5, -2.0, 0.25]);
     assert_eq!(set.gallery_meta[1].pid, 4);
     assert_eq!(set.gallery_meta[1].camid, 1);
-    assert_eq!(set.gallery_meta[1].sceneid, 0);
+    assert_eq!(set.gallery_meta[1].sceneid, next_metrics::NO_SCENE);
     assert!(set.query_is_gallery());
+    // The msvr protocol needs the scene ids this file lacks, and says so (it used to report
+    // that no query identity appears in the gallery).
+    let cfg = next_metrics::EvalConfig {
+        protocol: next_metrics::EvalProtocol::Msvr,
+        ..Default::default()
+    };
+    let err = next_metrics::evaluate(
+        &set.query,
+        &set.gallery,
+        &set.query_meta,
+        &set.gallery_meta,
+        &cfg,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("query_sceneids") && err.contains("msvr") && !err.contains("no identity"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::ModelError;
 use next_aggregation::MgfaConfig;
 use next_clip::{ClipConfig, Precision};
 use next_experts::{CsseConfig, TmseConfig};
-use next_losses::ReidLossConfig;
+use next_losses::{ReidLossConfig, TripletMargin};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -160,7 +160,7 @@ impl NextConfig {
         })
     }
 
-    /// Check value ranges that serde cannot.
+    /// Check the range of every numeric field; the error names the key and the range.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |message: String| {
             Err(ModelError::Config {
@@ -168,26 +168,111 @@ impl NextConfig {
                 message,
             })
         };
-        if self.num_classes == 0 {
-            return bad("num_classes must be at least 1".into());
+        let counts: [(&str, usize, usize, usize); 10] = [
+            ("num_classes", self.num_classes, 1, 1 << 24),
+            ("num_cameras", self.num_cameras, 0, 1 << 16),
+            ("tmse.num_experts", self.tmse.num_experts, 1, 64),
+            ("tmse.mlp_ratio", self.tmse.mlp_ratio, 1, 64),
+            (
+                "tmse.modulation_hidden",
+                self.tmse.modulation_hidden,
+                1,
+                1 << 16,
+            ),
+            (
+                "tmse.route_hidden_divisor",
+                self.tmse.route_hidden_divisor,
+                1,
+                1 << 16,
+            ),
+            ("csse.num_experts", self.csse.num_experts, 1, 64),
+            ("csse.mlp_ratio", self.csse.mlp_ratio, 1, 64),
+            ("mgfa.num_heads", self.mgfa.num_heads, 1, 1024),
+            ("mgfa.ffn_ratio", self.mgfa.ffn_ratio, 0, 64),
+        ];
+        for (key, value, min, max) in counts {
+            if !(min..=max).contains(&value) {
+                return bad(format!("{key} = {value}: expected {min}..={max}"));
+            }
         }
-        if !(self.sentence_keep_prob > 0.0 && self.sentence_keep_prob <= 1.0) {
-            return bad(format!(
-                "sentence_keep_prob must be in (0, 1], got {}",
-                self.sentence_keep_prob
-            ));
+        // (key, value, lowest, highest, lowest allowed, highest allowed)
+        let reals: [(&str, f64, f64, f64, bool, bool); 10] = [
+            (
+                "sentence_keep_prob",
+                self.sentence_keep_prob,
+                0.0,
+                1.0,
+                false,
+                true,
+            ),
+            (
+                "camera_coef",
+                f64::from(self.camera_coef),
+                0.0,
+                1e3,
+                true,
+                true,
+            ),
+            ("tmse.dropout", self.tmse.dropout, 0.0, 1.0, true, false),
+            (
+                "tmse.top_k_fraction",
+                f64::from(self.tmse.top_k_fraction),
+                0.0,
+                1.0,
+                false,
+                true,
+            ),
+            (
+                "tmse.fixed_threshold",
+                f64::from(self.tmse.fixed_threshold),
+                0.0,
+                1.0,
+                true,
+                true,
+            ),
+            ("csse.dropout", self.csse.dropout, 0.0, 1.0, true, false),
+            ("mgfa.dropout", self.mgfa.dropout, 0.0, 1.0, true, false),
+            (
+                "loss.label_smoothing",
+                f64::from(self.loss.label_smoothing),
+                0.0,
+                1.0,
+                true,
+                false,
+            ),
+            (
+                "loss.id_weight",
+                f64::from(self.loss.id_weight),
+                0.0,
+                1e6,
+                true,
+                true,
+            ),
+            (
+                "loss.triplet_weight",
+                f64::from(self.loss.triplet_weight),
+                0.0,
+                1e6,
+                true,
+                true,
+            ),
+        ];
+        for (key, value, lo, hi, lo_in, hi_in) in reals {
+            let above = if lo_in { value >= lo } else { value > lo };
+            let below = if hi_in { value <= hi } else { value < hi };
+            if !(value.is_finite() && above && below) {
+                let (open, close) = (if lo_in { '[' } else { '(' }, if hi_in { ']' } else { ')' });
+                return bad(format!(
+                    "{key} = {value}: expected a number in {open}{lo}, {hi}{close}"
+                ));
+            }
         }
-        if self.tmse.num_experts == 0 || self.csse.num_experts == 0 {
-            return bad("tmse.num_experts and csse.num_experts must be at least 1".into());
-        }
-        if !(self.tmse.top_k_fraction > 0.0 && self.tmse.top_k_fraction <= 1.0) {
-            return bad(format!(
-                "tmse.top_k_fraction must be in (0, 1], got {}",
-                self.tmse.top_k_fraction
-            ));
-        }
-        if self.mgfa.num_heads == 0 {
-            return bad("mgfa.num_heads must be at least 1".into());
+        if let TripletMargin::Fixed(margin) = self.loss.triplet_margin {
+            if !(margin.is_finite() && (0.0..=1e3).contains(&margin)) {
+                return bad(format!(
+                    "loss.triplet_margin = {margin}: expected a fixed margin in [0, 1000] (or \"soft\")"
+                ));
+            }
         }
         if let Err(message) = self.umm.validate(None) {
             return bad(message);
@@ -241,6 +326,44 @@ mod tests {
 
         assert!(NextConfig::from_toml_str("num_clases = 3").is_err());
         assert!(NextConfig::from_toml_str("sentence_keep_prob = 0.0").is_err());
+    }
+
+    #[test]
+    fn every_numeric_value_out_of_range_is_an_error_naming_its_key() {
+        // Each of these reached a Burn assertion (dropout) or a silent misconfiguration before.
+        for (toml, key) in [
+            ("[tmse]\ndropout = 1.5", "tmse.dropout"),
+            ("[csse]\ndropout = -0.1", "csse.dropout"),
+            ("[mgfa]\ndropout = 1.0", "mgfa.dropout"),
+            ("[tmse]\nmlp_ratio = 0", "tmse.mlp_ratio"),
+            ("[tmse]\nfixed_threshold = nan", "tmse.fixed_threshold"),
+            ("[tmse]\ntop_k_fraction = 0.0", "tmse.top_k_fraction"),
+            ("[csse]\nnum_experts = 0", "csse.num_experts"),
+            ("[mgfa]\nnum_heads = 0", "mgfa.num_heads"),
+            ("[loss]\nlabel_smoothing = 1.0", "loss.label_smoothing"),
+            ("[loss]\nid_weight = -1.0", "loss.id_weight"),
+            ("[loss]\ntriplet_weight = inf", "loss.triplet_weight"),
+            (
+                "[loss]\ntriplet_margin = { fixed = -0.3 }",
+                "loss.triplet_margin",
+            ),
+            ("camera_coef = -2.0", "camera_coef"),
+            ("num_classes = 0", "num_classes"),
+            ("sentence_keep_prob = 1.5", "sentence_keep_prob"),
+        ] {
+            let err = NextConfig::from_toml_str(toml).expect_err(toml).to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        assert!(NextConfig::default().validate().is_ok());
+        assert!(NextConfig::tiny(3).validate().is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.toml");
+        std::fs::write(&path, "[tmse]\ndropout = 2.0\n").unwrap();
+        let err = NextConfig::from_toml_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("model.toml") && err.contains("tmse.dropout"),
+            "{err}"
+        );
     }
 
     #[test]

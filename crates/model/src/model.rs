@@ -171,10 +171,16 @@ impl NextConfig {
         let mode = self.mgfa.mode;
         let tokenizer = match (&text, &self.clip) {
             (None, _) => None,
-            (Some(_), ClipSource::HfDir(dir)) if dir.join("tokenizer.json").is_file() => {
-                Some(ClipTokenizer::from_file(&dir.join("tokenizer.json"))?)
-            }
-            (Some(_), _) => Some(ClipTokenizer::builtin()?),
+            (Some(_), ClipSource::HfDir(dir)) => Some(ClipTokenizer::for_model(
+                Some(dir),
+                &clip_architecture.text,
+                &dir.join("config.json"),
+            )?),
+            (Some(_), ClipSource::Preset(preset)) => Some(ClipTokenizer::for_model(
+                None,
+                &clip_architecture.text,
+                std::path::Path::new(&format!("<clip preset {preset:?}>")),
+            )?),
         };
         self.umm
             .validate(Some(dim))

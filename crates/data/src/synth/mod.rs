@@ -87,7 +87,8 @@ impl SynthConfig {
         })
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Check every field's range; the error names the key.
+    pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
             Err(DataError::Config {
                 path: PathBuf::from("<synth config>"),
@@ -100,23 +101,38 @@ impl SynthConfig {
                 "image_size must be within 16..=1024, got [{h}, {w}]"
             ));
         }
-        if !(1..=9).contains(&self.cameras) {
+        if !(2..=9).contains(&self.cameras) {
             return bad(format!(
-                "cameras must be 1..=9 (RGBNT201 names), got {}",
+                "cameras must be 2..=9 (RGBNT201 names; every test id needs a cross-camera match), got {}",
                 self.cameras
             ));
         }
-        if self.train_ids == 0 || self.test_ids == 0 || self.train_ids + self.test_ids > 999_999 {
-            return bad("train_ids and test_ids must be positive and fit 6-digit pids".into());
+        let ids = self.train_ids.checked_add(self.test_ids);
+        if self.train_ids == 0 || self.test_ids == 0 || ids.is_none_or(|n| n > 999_999) {
+            return bad(format!(
+                "train_ids ({}) and test_ids ({}) must be positive and together fit 6-digit pids (at most 999999)",
+                self.train_ids, self.test_ids
+            ));
         }
-        if self.images_per_id < 2 || (self.cameras < 2) {
-            return bad("need images_per_id >= 2 and cameras >= 2 so every test id has a cross-camera match".into());
+        if !(2..=10_000).contains(&self.images_per_id) {
+            return bad(format!(
+                "images_per_id must be 2..=10000 (every test id needs a cross-camera match), got {}",
+                self.images_per_id
+            ));
         }
-        if !(0.0..=1.0).contains(&self.night_ratio) || !(0.0..=1.0).contains(&self.blur_ratio) {
-            return bad("night_ratio and blur_ratio must be within 0..=1".into());
+        for (key, value) in [
+            ("night_ratio", self.night_ratio),
+            ("blur_ratio", self.blur_ratio),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return bad(format!("{key} must be within 0..=1, got {value}"));
+            }
         }
         if self.jpeg_quality == 0 || self.jpeg_quality > 100 {
-            return bad("jpeg_quality must be 1..=100".into());
+            return bad(format!(
+                "jpeg_quality must be 1..=100, got {}",
+                self.jpeg_quality
+            ));
         }
         Ok(())
     }

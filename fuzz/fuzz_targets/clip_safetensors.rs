@@ -1,0 +1,8 @@
+//! cargo-fuzz target `clip_safetensors`: see `fuzz/harness.rs`.
+#![no_main]
+
+#[path = "../harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::clip_safetensors(data));
