@@ -9,7 +9,7 @@ LOGS=${LOGS:-logs}
 mkdir -p "$LOGS"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(config_toml eval_features image_decode dataset_names clip_config caption_json mllm_answer clip_safetensors)
+  targets=(config_toml eval_features image_decode dataset_names clip_config caption_json mllm_answer clip_safetensors config_overrides checkpoint)
 fi
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"

@@ -28,6 +28,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("eval_features", eval_features),
     ("mllm_answer", mllm_answer),
     ("config_toml", config_toml),
+    ("config_overrides", config_overrides),
+    ("checkpoint", checkpoint),
 ];
 
 /// Caption JSON files, as the data crate (training) and the captions crate (pipeline) read them.
@@ -201,4 +203,57 @@ pub fn config_toml(data: &[u8]) {
     if let Ok(synth) = toml::from_str::<SynthConfig>(text) {
         let _ = synth.validate();
     }
+}
+
+/// The shared TOML loader with `--set` overrides, on the training configuration: lines of the
+/// input that start with `--set ` are overrides, the rest is the TOML text.
+pub fn config_overrides(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (sets, toml_lines): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("--set "));
+    let overrides: Vec<String> = sets
+        .iter()
+        .map(|l| l["--set ".len()..].to_string())
+        .collect();
+    let toml_text = toml_lines.join("\n");
+    let defaults = next_reid::train::TrainConfig::default();
+    let Ok(layout) = next_reid::common::TomlLayout::new(&defaults, &defaults, &[]) else {
+        return;
+    };
+    let source = next_reid::common::TomlSource::Text {
+        origin: "fuzz.toml",
+        text: &toml_text,
+    };
+    if let Ok(config) = layout.load::<next_reid::train::TrainConfig>(source, &overrides) {
+        let _ = config.validate();
+    }
+}
+
+/// The checkpoint reader: container, header, architecture check and the weights record,
+/// loaded into a micro NEXT model (a header is never used to build a model here, so a
+/// fuzzed architecture cannot ask for gigabytes).
+pub fn checkpoint(data: &[u8]) {
+    use next_reid::model::{check_architecture, Checkpoint, NextModel};
+    static MODEL: OnceLock<Option<NextModel<Flex>>> = OnceLock::new();
+    let path = Path::new("fuzz/last.ckpt");
+    let Ok(ckpt) = Checkpoint::from_bytes(data, path) else {
+        return;
+    };
+    let Ok(header) = ckpt.model_header(path) else {
+        return;
+    };
+    let Some(model) = MODEL
+        .get_or_init(|| {
+            next_reid::model::NextConfig::tiny(4)
+                .init::<Flex>(&Default::default())
+                .ok()
+        })
+        .clone()
+    else {
+        return;
+    };
+    let _ = check_architecture(path, &header, &model.config, &model.clip_architecture);
+    let _ = ckpt.load_weights(model, path, &Default::default());
 }

@@ -28,6 +28,17 @@ pub enum BackendChoice {
     Cuda,
 }
 
+impl BackendChoice {
+    /// The backend's name as `next_reid::backend` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

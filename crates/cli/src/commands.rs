@@ -24,6 +24,9 @@ pub const DEMO_CONFIG: &str = include_str!("../../../configs/synthetic.toml");
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), RunError> {
+    // Probe the device first: a backend that cannot start is a clear error here, not a panic
+    // inside its driver bindings on a worker thread.
+    next_reid::backend::probe(cli.backend.name())?;
     match cli.backend {
         BackendChoice::Flex => run_on::<next_reid::backend::CpuTrain>(cli.command),
         #[cfg(feature = "wgpu")]
@@ -33,7 +36,7 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
         #[allow(unreachable_patterns)]
         other => Err(RunError::Usage(format!(
             "backend {other:?} is not compiled in: rebuild with `--features {}` (compiled: {:?})",
-            format!("{other:?}").to_lowercase(),
+            other.name(),
             next_reid::backend::compiled_backends()
         ))),
     }

@@ -113,6 +113,12 @@ impl RunConfig {
                 origin: "config".into(),
                 message: e.to_string(),
             })?;
+        self.synthetic
+            .validate()
+            .map_err(|e| ConfigError::Invalid {
+                origin: "config".into(),
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 }

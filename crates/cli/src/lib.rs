@@ -44,6 +44,9 @@ pub enum RunError {
     /// Caption pipeline problem.
     #[error(transparent)]
     Captions(#[from] next_reid::captions::CaptionError),
+    /// The chosen backend cannot start (not compiled in, no driver, no adapter).
+    #[error(transparent)]
+    Backend(#[from] next_reid::backend::BackendError),
     /// A command line that cannot be run as given.
     #[error("{0}")]
     Usage(String),

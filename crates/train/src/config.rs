@@ -156,6 +156,10 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.solver.validate()?;
         self.eval.validate()?;
+        self.loader.validate().map_err(|e| ConfigError::Invalid {
+            origin: "config".into(),
+            message: e.to_string(),
+        })?;
         let l = &self.loader;
         if l.instances_per_id == 0 || l.batch_size < 2 * l.instances_per_id {
             return Err(ConfigError::out_of_range(
@@ -209,7 +213,7 @@ mod tests {
             let mut cfg = TrainConfig::default();
             change(&mut cfg);
             let err = cfg.validate().unwrap_err().to_string();
-            assert!(err.starts_with(key), "{key}: {err}");
+            assert!(err.contains(key), "{key}: {err}");
         }
     }
 }
