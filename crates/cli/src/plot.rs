@@ -144,10 +144,13 @@ fn finite_points(series: &Series) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The span of `values` widened so that it is never empty and, when `pad` is set, with 5% of room
+/// The span of `values` (0..1 when there are none) widened so that it is never empty and, when `pad` is set, with 5% of room
 /// on both sides.
 fn axis_range(values: impl Iterator<Item = f64>, pad: bool) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return 0.0..1.0;
+    }
     if hi - lo < 1e-12 {
         let half = (lo.abs() * 0.05).max(0.5);
         return (lo - half)..(hi + half);
@@ -458,8 +461,8 @@ mod tests {
 
     #[test]
     fn text_in_the_embedded_font_inks_the_image_and_has_lower_case_shapes() {
-        let (upper, _) = crate::font::text_size("MAP", 14.0).unwrap();
-        let (lower, _) = crate::font::text_size("map", 14.0).unwrap();
+        let (upper, _) = crate::font::text_size("TEXT", 14.0).unwrap();
+        let (lower, _) = crate::font::text_size("text", 14.0).unwrap();
         assert!(
             lower < upper,
             "lower case as wide as upper case: {lower} vs {upper}"
