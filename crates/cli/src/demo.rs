@@ -1,10 +1,10 @@
 //! `next demo`: write the synthetic benchmark, evaluate an untrained small NEXT, train it on the
 //! CPU, evaluate again (all modalities and the six missing-modality settings) and write a report
-//! folder with curves, rank lists and expert sampling masks.
+//! folder with curves, a missing-modality bar chart, rank lists and expert sampling masks.
 
 use crate::commands::{open_dataset, write_eval_pictures, DemoArgs, DEMO_CONFIG};
 use crate::config::RunConfig;
-use crate::report::write_curves;
+use crate::report::{write_curves, write_missing_modality_chart};
 use crate::RunError;
 use burn::tensor::backend::AutodiffBackend;
 use next_reid::common::Progress;
@@ -109,6 +109,12 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         device,
     )?;
 
+    let trained_name = format!("trained, {} epochs", cfg.solver.epochs);
+    write_missing_modality_chart(
+        &report_dir.join("missing_modalities.png"),
+        &[("untrained", &before), (&trained_name, &after)],
+    )?;
+
     let mut text = String::new();
     text.push_str(&format!(
         "NEXT demo on the synthetic benchmark ({} train / {} query / {} gallery triplets, {} x {} px)\n",
@@ -139,7 +145,7 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         }
     }
     text.push_str(&format!(
-        "report: {} (loss.png, lr.png, map.png, rank_lists.png, expert_masks.png, results.json)\n",
+        "report: {} (loss.png, lr.png, map.png, missing_modalities.png, rank_lists.png, expert_masks.png, results.json)\n",
         report_dir.display()
     ));
     text.push_str(&format!(

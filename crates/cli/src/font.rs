@@ -1,176 +1,38 @@
-//! A small built-in 5x7 bitmap font (upper-case letters, digits, common punctuation) for text on
-//! the PNG pictures, so no font file is needed.
+//! The one typeface of every picture: DejaVu Sans (assets/fonts, Bitstream Vera licence), compiled
+//! into the binary and registered with plotters' `ab_glyph` text renderer, so pictures need no
+//! system font at run time. Charts and image captions both draw their text through it.
 
-/// Glyph width in font pixels.
-pub const GLYPH_W: u32 = 5;
-/// Glyph height in font pixels.
-pub const GLYPH_H: u32 = 7;
-/// Horizontal advance per character in font pixels (glyph + one pixel gap).
-pub const ADVANCE: u32 = GLYPH_W + 1;
+use crate::plot::PlotError;
+use plotters::style::{FontDesc, FontStyle, IntoFont};
+use std::sync::OnceLock;
 
-/// The seven 5-bit rows of a character (bit 4 = left column). Lower case maps to upper case;
-/// unknown characters draw as `?`.
-pub fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        '0' => [
-            0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110,
-        ],
-        '1' => [
-            0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-        '2' => [
-            0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111,
-        ],
-        '3' => [
-            0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110,
-        ],
-        '4' => [
-            0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010,
-        ],
-        '5' => [
-            0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110,
-        ],
-        '6' => [
-            0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110,
-        ],
-        '7' => [
-            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000,
-        ],
-        '8' => [
-            0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110,
-        ],
-        '9' => [
-            0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100,
-        ],
-        'A' => [
-            0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
-        ],
-        'B' => [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110,
-        ],
-        'C' => [
-            0b01110, 0b10001, 0b10000, 0b10000, 0b10000, 0b10001, 0b01110,
-        ],
-        'D' => [
-            0b11100, 0b10010, 0b10001, 0b10001, 0b10001, 0b10010, 0b11100,
-        ],
-        'E' => [
-            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111,
-        ],
-        'F' => [
-            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b10000,
-        ],
-        'G' => [
-            0b01110, 0b10001, 0b10000, 0b10111, 0b10001, 0b10001, 0b01111,
-        ],
-        'H' => [
-            0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
-        ],
-        'I' => [
-            0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-        'J' => [
-            0b00111, 0b00010, 0b00010, 0b00010, 0b00010, 0b10010, 0b01100,
-        ],
-        'K' => [
-            0b10001, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010, 0b10001,
-        ],
-        'L' => [
-            0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111,
-        ],
-        'M' => [
-            0b10001, 0b11011, 0b10101, 0b10101, 0b10001, 0b10001, 0b10001,
-        ],
-        'N' => [
-            0b10001, 0b10001, 0b11001, 0b10101, 0b10011, 0b10001, 0b10001,
-        ],
-        'O' => [
-            0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-        'P' => [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000, 0b10000,
-        ],
-        'Q' => [
-            0b01110, 0b10001, 0b10001, 0b10001, 0b10101, 0b10010, 0b01101,
-        ],
-        'R' => [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10100, 0b10010, 0b10001,
-        ],
-        'S' => [
-            0b01111, 0b10000, 0b10000, 0b01110, 0b00001, 0b00001, 0b11110,
-        ],
-        'T' => [
-            0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-        'U' => [
-            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-        'V' => [
-            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100,
-        ],
-        'W' => [
-            0b10001, 0b10001, 0b10001, 0b10101, 0b10101, 0b10101, 0b01010,
-        ],
-        'X' => [
-            0b10001, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b10001,
-        ],
-        'Y' => [
-            0b10001, 0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-        'Z' => [
-            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b11111,
-        ],
-        ' ' => [0; 7],
-        '.' => [0, 0, 0, 0, 0, 0b01100, 0b01100],
-        '-' => [0, 0, 0, 0b11111, 0, 0, 0],
-        ':' => [0, 0b01100, 0b01100, 0, 0b01100, 0b01100, 0],
-        '/' => [
-            0b00001, 0b00010, 0b00010, 0b00100, 0b01000, 0b01000, 0b10000,
-        ],
-        '%' => [
-            0b11001, 0b11010, 0b00010, 0b00100, 0b01000, 0b01011, 0b10011,
-        ],
-        '(' => [
-            0b00010, 0b00100, 0b01000, 0b01000, 0b01000, 0b00100, 0b00010,
-        ],
-        ')' => [
-            0b01000, 0b00100, 0b00010, 0b00010, 0b00010, 0b00100, 0b01000,
-        ],
-        '=' => [0, 0, 0b11111, 0, 0b11111, 0, 0],
-        ',' => [0, 0, 0, 0, 0b01100, 0b00100, 0b01000],
-        '_' => [0, 0, 0, 0, 0, 0, 0b11111],
-        '+' => [0, 0b00100, 0b00100, 0b11111, 0b00100, 0b00100, 0],
-        '#' => [
-            0b01010, 0b01010, 0b11111, 0b01010, 0b11111, 0b01010, 0b01010,
-        ],
-        _ => [0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0, 0b00100],
+/// The TrueType file of DejaVu Sans, as shipped in `assets/fonts/DejaVuSans.ttf`.
+static DEJAVU_SANS: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+
+/// The family name the font is registered under: plotters' default family, so that text a chart
+/// draws with its default style uses the embedded font too.
+pub const FAMILY: &str = "sans-serif";
+
+/// Whether the embedded font was registered (done once per process).
+static REGISTERED: OnceLock<bool> = OnceLock::new();
+
+/// The embedded font at `size` pixels, registering it with plotters on first use.
+pub fn font(size: f64) -> Result<FontDesc<'static>, PlotError> {
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FAMILY, FontStyle::Normal, DEJAVU_SANS).is_ok()
+    });
+    if ok {
+        Ok((FAMILY, size).into_font())
+    } else {
+        Err(PlotError::Font {
+            message: "the embedded DejaVu Sans font (assets/fonts/DejaVuSans.ttf) is not a valid TrueType file".into(),
+        })
     }
 }
 
-/// Width in font pixels of `text` drawn at scale 1.
-pub fn text_width(text: &str) -> u32 {
-    (text.chars().count() as u32 * ADVANCE).saturating_sub(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glyphs_fit_five_columns_and_are_distinct() {
-        let chars: Vec<char> = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:/%()=,_+#"
-            .chars()
-            .collect();
-        for &c in &chars {
-            assert!(glyph(c).iter().all(|row| *row < 32), "{c}");
-            assert_ne!(glyph(c), [0; 7], "{c} is blank");
-        }
-        for (i, &a) in chars.iter().enumerate() {
-            for &b in &chars[i + 1..] {
-                assert_ne!(glyph(a), glyph(b), "{a} and {b} look the same");
-            }
-        }
-        assert_eq!(glyph('a'), glyph('A'));
-        assert_eq!(text_width("ab"), 11);
-    }
+/// Width and height in pixels of `text` drawn in the embedded font at `size` pixels.
+pub fn text_size(text: &str, size: f64) -> Result<(u32, u32), PlotError> {
+    font(size)?.box_size(text).map_err(|e| PlotError::Font {
+        message: format!("measuring {text:?}: {e}"),
+    })
 }

@@ -1,6 +1,6 @@
 //! Library side of the `next` command-line tool: the run configuration (every library's
 //! section in one TOML file), the subcommands, the demo, feature files (npy) and PNG pictures
-//! (curves, rank lists, expert masks). Training and evaluation are the `next-train` library's.
+//! (charts with plotters, rank lists and expert masks with `image`, text in an embedded font). Training and evaluation are the `next-train` library's.
 
 #![warn(missing_docs)]
 
@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod font;
+pub mod grid;
 pub mod npy;
 pub mod plot;
 pub mod report;

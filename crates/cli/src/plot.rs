@@ -1,8 +1,11 @@
-//! PNG pictures drawn with the `image` crate and the built-in bitmap font: line charts (loss, lr,
-//! mAP, rank-1), rank-list grids with green/red borders, and expert token-sampling masks (Fig. 9).
+//! Charts drawn with plotters' bitmap backend (line charts of loss, lr, mAP and rank-1; grouped
+//! bar charts of the missing-modality settings), the colours and text drawing shared with the image
+//! grids of [`crate::grid`], and PNG writing. All text is in the embedded font of [`crate::font`].
 
-use crate::font::{glyph, text_width, ADVANCE, GLYPH_H};
+use crate::font::font;
 use image::{Rgb, RgbImage};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// Errors while encoding or writing a picture.
@@ -16,6 +19,18 @@ pub enum PlotError {
         /// Encoder message.
         message: String,
     },
+    /// The embedded font could not be loaded or measured.
+    #[error("font: {message}")]
+    Font {
+        /// What went wrong.
+        message: String,
+    },
+    /// Drawing a chart or caption failed.
+    #[error("drawing a picture: {message}")]
+    Draw {
+        /// The drawing library's message.
+        message: String,
+    },
     /// Writing failed.
     #[error(transparent)]
     Write(#[from] next_reid::common::FileError),
@@ -25,6 +40,10 @@ pub enum PlotError {
 pub const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 /// Colour black.
 pub const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
+/// White as a plotters colour.
+const WHITE_RGB: RGBColor = RGBColor(255, 255, 255);
+/// Black as a plotters colour.
+const BLACK_RGB: RGBColor = RGBColor(0, 0, 0);
 /// Light grey used for grid lines.
 pub const GRID: Rgb<u8> = Rgb([225, 225, 225]);
 /// Border of a correct match.
@@ -41,67 +60,32 @@ pub const PALETTE: [Rgb<u8>; 6] = [
     Rgb([140, 86, 75]),
 ];
 
-/// Fill an axis-aligned rectangle, clipped to the image.
-pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>) {
-    let (iw, ih) = (img.width() as i64, img.height() as i64);
-    for yy in y.max(0)..(y + h).min(ih) {
-        for xx in x.max(0)..(x + w).min(iw) {
-            img.put_pixel(xx as u32, yy as u32, color);
-        }
-    }
+/// Draw `text` in the embedded font, `size` pixels high, with its top-left corner at (x, y).
+pub fn draw_text(
+    img: &mut RgbImage,
+    x: i32,
+    y: i32,
+    text: &str,
+    size: f64,
+    color: Rgb<u8>,
+) -> Result<(), PlotError> {
+    let style = font(size)?.color(&plotters_rgb(color));
+    let (w, h) = img.dimensions();
+    let buffer: &mut [u8] = img;
+    let area = BitMapBackend::with_buffer(buffer, (w, h)).into_drawing_area();
+    area.draw_text(text, &style, (x, y)).map_err(draw_error)?;
+    area.present().map_err(draw_error)
 }
 
-/// Draw a rectangle outline of the given thickness.
-pub fn draw_border(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, t: i64, color: Rgb<u8>) {
-    fill_rect(img, x, y, w, t, color);
-    fill_rect(img, x, y + h - t, w, t, color);
-    fill_rect(img, x, y, t, h, color);
-    fill_rect(img, x + w - t, y, t, h, color);
+/// The plotters colour of an `image` colour.
+fn plotters_rgb(c: Rgb<u8>) -> RGBColor {
+    RGBColor(c.0[0], c.0[1], c.0[2])
 }
 
-/// Draw a line segment (Bresenham) of thickness `t`.
-pub fn draw_line(img: &mut RgbImage, p0: (i64, i64), p1: (i64, i64), t: i64, color: Rgb<u8>) {
-    let (mut x, mut y) = p0;
-    let dx = (p1.0 - x).abs();
-    let dy = -(p1.1 - y).abs();
-    let sx = if x < p1.0 { 1 } else { -1 };
-    let sy = if y < p1.1 { 1 } else { -1 };
-    let mut err = dx + dy;
-    loop {
-        fill_rect(img, x - t / 2, y - t / 2, t, t, color);
-        if x == p1.0 && y == p1.1 {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
-}
-
-/// Draw `text` with its top-left corner at (x, y), each font pixel `scale` image pixels wide.
-pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, color: Rgb<u8>) {
-    for (i, c) in text.chars().enumerate() {
-        let gx = x + i as i64 * ADVANCE as i64 * scale;
-        for (row, bits) in glyph(c).iter().enumerate() {
-            for col in 0..5 {
-                if bits & (1 << (4 - col)) != 0 {
-                    fill_rect(
-                        img,
-                        gx + col * scale,
-                        y + row as i64 * scale,
-                        scale,
-                        scale,
-                        color,
-                    );
-                }
-            }
-        }
+/// A plotters drawing error as a [`PlotError`].
+fn draw_error(e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw {
+        message: e.to_string(),
     }
 }
 
@@ -144,282 +128,347 @@ fn tick_label(v: f64) -> String {
     }
 }
 
-/// Draw a line chart of one or more series with axes, ticks, title and legend.
-pub fn line_chart(title: &str, x_label: &str, series: &[Series]) -> RgbImage {
-    let (w, h) = (640i64, 400i64);
-    let (left, right, top, bottom) = (70i64, 20i64, 40i64, 50i64);
-    let mut img = RgbImage::from_pixel(w as u32, h as u32, WHITE);
-    draw_text(&mut img, left, 12, title, 2, BLACK);
-    let finite: Vec<(f64, f64)> = series
+/// Width and height in pixels of every chart.
+pub const CHART_SIZE: (u32, u32) = (800, 480);
+
+/// Series with at most this many points also get a dot at each point (epoch curves).
+const MARKER_LIMIT: usize = 40;
+
+/// The finite points of a series.
+fn finite_points(series: &Series) -> Vec<(f64, f64)> {
+    series
+        .points
         .iter()
-        .flat_map(|s| s.points.iter().copied())
+        .copied()
         .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
-    let (pw, ph) = (w - left - right, h - top - bottom);
-    draw_border(&mut img, left, top, pw, ph, 1, BLACK);
-    if finite.is_empty() {
-        draw_text(&mut img, left + 10, top + 10, "NO DATA", 2, BLACK);
-        return img;
+        .collect()
+}
+
+/// The span of `values` (0..1 when there are none) widened so that it is never empty and, when `pad` is set, with 5% of room
+/// on both sides.
+fn axis_range(values: impl Iterator<Item = f64>, pad: bool) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return 0.0..1.0;
     }
-    let (mut x0, mut x1) = finite
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = finite
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    if x1 - x0 < 1e-12 {
-        x0 -= 0.5;
-        x1 += 0.5;
+    if hi - lo < 1e-12 {
+        let half = (lo.abs() * 0.05).max(0.5);
+        return (lo - half)..(hi + half);
     }
-    let pad = ((y1 - y0) * 0.05).max(1e-9 + y1.abs() * 1e-3);
-    y0 -= pad;
-    y1 += pad;
-    let to_px = |x: f64, y: f64| -> (i64, i64) {
-        let px = left + ((x - x0) / (x1 - x0) * (pw - 1) as f64).round() as i64;
-        let py = top + ph - 1 - ((y - y0) / (y1 - y0) * (ph - 1) as f64).round() as i64;
-        (px, py)
-    };
-    for i in 0..=4 {
-        let f = i as f64 / 4.0;
-        let (yv, xv) = (y0 + f * (y1 - y0), x0 + f * (x1 - x0));
-        let (_, py) = to_px(x0, yv);
-        let (px, _) = to_px(xv, y0);
-        if i > 0 && i < 4 {
-            fill_rect(&mut img, left + 1, py, pw - 2, 1, GRID);
-            fill_rect(&mut img, px, top + 1, 1, ph - 2, GRID);
-        }
-        let yl = tick_label(yv);
-        draw_text(
-            &mut img,
-            left - 6 - text_width(&yl) as i64,
-            py - 3,
-            &yl,
-            1,
-            BLACK,
-        );
-        let xl = tick_label(xv);
-        draw_text(
-            &mut img,
-            px - text_width(&xl) as i64 / 2,
-            top + ph + 6,
-            &xl,
-            1,
-            BLACK,
-        );
-    }
-    draw_text(
-        &mut img,
-        left + pw / 2 - text_width(x_label) as i64,
-        h - 22,
-        x_label,
-        2,
-        BLACK,
-    );
-    for (k, s) in series.iter().enumerate() {
-        let color = PALETTE[k % PALETTE.len()];
-        let pts: Vec<(i64, i64)> = s
-            .points
+    let room = if pad { (hi - lo) * 0.05 } else { 0.0 };
+    (lo - room)..(hi + room)
+}
+
+/// The legend corner that covers the fewest points: upper right unless the curves end high.
+fn legend_corner(
+    points: &[(f64, f64)],
+    x: &std::ops::Range<f64>,
+    y: &std::ops::Range<f64>,
+) -> SeriesLabelPosition {
+    let right_third = x.start + (x.end - x.start) * 2.0 / 3.0;
+    let middle = (y.start + y.end) / 2.0;
+    let (high, low) =
+        points
             .iter()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .map(|&(x, y)| to_px(x, y))
-            .collect();
-        for pair in pts.windows(2) {
-            draw_line(&mut img, pair[0], pair[1], 2, color);
-        }
-        if pts.len() == 1 {
-            fill_rect(&mut img, pts[0].0 - 2, pts[0].1 - 2, 5, 5, color);
-        }
-        let ly = top + 8 + k as i64 * 14;
-        let lx = left + pw - 12 - text_width(&s.name) as i64 - 20;
-        fill_rect(&mut img, lx, ly + 2, 14, 3, color);
-        draw_text(&mut img, lx + 18, ly, &s.name, 1, BLACK);
-    }
-    img
-}
-
-/// Paste `src` into `dst` at (x, y), clipped.
-pub fn paste(dst: &mut RgbImage, src: &RgbImage, x: i64, y: i64) {
-    for (sx, sy, p) in src.enumerate_pixels() {
-        let (dx, dy) = (x + sx as i64, y + sy as i64);
-        if dx >= 0 && dy >= 0 && (dx as u32) < dst.width() && (dy as u32) < dst.height() {
-            dst.put_pixel(dx as u32, dy as u32, *p);
-        }
+            .filter(|p| p.0 >= right_third)
+            .fold((0usize, 0usize), |(h, l), p| {
+                if p.1 > middle {
+                    (h + 1, l)
+                } else {
+                    (h, l + 1)
+                }
+            });
+    if high > low {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
     }
 }
 
-/// One row of a rank-list grid: the query picture and its ranked gallery pictures.
+/// Draw a [`CHART_SIZE`] line chart of one or more series, with a title, labelled axes, tick
+/// labels, grid lines and a legend; a chart with no finite point says "no data".
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<RgbImage, PlotError> {
+    let (w, h) = CHART_SIZE;
+    let mut img = RgbImage::from_pixel(w, h, WHITE);
+    let curves: Vec<(&Series, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|s| (s, finite_points(s)))
+        .filter(|(_, pts)| !pts.is_empty())
+        .collect();
+    let all: Vec<(f64, f64)> = curves.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    {
+        let buffer: &mut [u8] = &mut img;
+        let root = BitMapBackend::with_buffer(buffer, (w, h)).into_drawing_area();
+        let x_range = axis_range(all.iter().map(|p| p.0), false);
+        let y_range = axis_range(all.iter().map(|p| p.1), true);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, font(22.0)?)
+            .margin(16)
+            .x_label_area_size(52)
+            .y_label_area_size(76)
+            .build_cartesian_2d(x_range.clone(), y_range.clone())
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_labels(8)
+            .y_labels(8)
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
+            .label_style(font(14.0)?)
+            .axis_desc_style(font(16.0)?)
+            .bold_line_style(plotters_rgb(GRID))
+            .light_line_style(plotters_rgb(WHITE))
+            .draw()
+            .map_err(draw_error)?;
+        if all.is_empty() {
+            let (cx, cy) = chart.backend_coord(&(
+                (x_range.start + x_range.end) / 2.0,
+                (y_range.start + y_range.end) / 2.0,
+            ));
+            let style = font(20.0)?
+                .color(&BLACK_RGB)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            root.draw_text("no data", &style, (cx, cy))
+                .map_err(draw_error)?;
+        }
+        for (k, (s, pts)) in curves.iter().enumerate() {
+            let color = plotters_rgb(PALETTE[k % PALETTE.len()]);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(draw_error)?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                });
+            if pts.len() <= MARKER_LIMIT {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(draw_error)?;
+            }
+        }
+        if !curves.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(legend_corner(&all, &x_range, &y_range))
+                .label_font(font(14.0)?)
+                .background_style(WHITE_RGB.mix(0.9))
+                .border_style(BLACK_RGB)
+                .draw()
+                .map_err(draw_error)?;
+        }
+        root.present().map_err(draw_error)?;
+    }
+    Ok(img)
+}
+
+/// One group of bars of [`bar_chart`]: a legend name and one value per category.
 #[derive(Debug, Clone)]
-pub struct RankRow {
-    /// Caption above the query (e.g. its id).
-    pub label: String,
-    /// Query picture (e.g. the three modalities side by side).
-    pub query: RgbImage,
-    /// Ranked gallery pictures with whether each is a true match.
-    pub ranked: Vec<(RgbImage, bool)>,
+pub struct BarGroup {
+    /// Legend label.
+    pub name: String,
+    /// One value per category (non-finite values draw no bar).
+    pub values: Vec<f64>,
 }
 
-/// Draw rank lists: one row per query, the query first (black border) then the ranked gallery
-/// pictures with green (same identity) or red (different identity) borders.
-pub fn rank_grid(rows: &[RankRow]) -> RgbImage {
-    let border = 4i64;
-    let gap = 8i64;
-    let label_h = GLYPH_H as i64 + 6;
-    let cell_w = rows
+/// Draw a [`CHART_SIZE`] grouped bar chart: one slot per category on the x axis, one bar per
+/// group in each slot, with the value written above each bar, and a legend.
+pub fn bar_chart(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    groups: &[BarGroup],
+) -> Result<RgbImage, PlotError> {
+    let (w, h) = CHART_SIZE;
+    let mut img = RgbImage::from_pixel(w, h, WHITE);
+    let top = groups
         .iter()
-        .flat_map(|r| std::iter::once(&r.query).chain(r.ranked.iter().map(|(i, _)| i)))
-        .map(|i| i.width() as i64)
-        .max()
-        .unwrap_or(32)
-        + 2 * border;
-    let cell_h = rows
-        .iter()
-        .flat_map(|r| std::iter::once(&r.query).chain(r.ranked.iter().map(|(i, _)| i)))
-        .map(|i| i.height() as i64)
-        .max()
-        .unwrap_or(32)
-        + 2 * border;
-    let cols = rows.iter().map(|r| 1 + r.ranked.len()).max().unwrap_or(1) as i64;
-    let w = gap + cols * (cell_w + gap) + gap;
-    let h = gap + rows.len().max(1) as i64 * (cell_h + label_h + gap);
-    let mut img = RgbImage::from_pixel(w as u32, h as u32, WHITE);
-    for (r, row) in rows.iter().enumerate() {
-        let y = gap + r as i64 * (cell_h + label_h + gap);
-        draw_text(&mut img, gap, y, &row.label, 1, BLACK);
-        let yc = y + label_h;
-        draw_border(&mut img, gap, yc, cell_w, cell_h, border, BLACK);
-        paste(&mut img, &row.query, gap + border, yc + border);
-        for (k, (pic, good)) in row.ranked.iter().enumerate() {
-            let x = gap + (k as i64 + 1) * (cell_w + gap) + gap;
-            draw_text(&mut img, x, y, &format!("{}", k + 1), 1, BLACK);
-            draw_border(
-                &mut img,
-                x,
-                yc,
-                cell_w,
-                cell_h,
-                border,
-                if *good { GREEN } else { RED },
-            );
-            paste(&mut img, pic, x + border, yc + border);
+        .flat_map(|g| g.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    {
+        let buffer: &mut [u8] = &mut img;
+        let root = BitMapBackend::with_buffer(buffer, (w, h)).into_drawing_area();
+        let slots = categories.len().max(1) as f64;
+        let y_max = if top > 0.0 { top * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, font(22.0)?)
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(76)
+            .build_cartesian_2d(0.0..slots, 0.0..y_max)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_labels(8)
+            .y_desc(y_label)
+            .y_label_formatter(&|v| tick_label(*v))
+            .label_style(font(14.0)?)
+            .axis_desc_style(font(16.0)?)
+            .bold_line_style(plotters_rgb(GRID))
+            .light_line_style(plotters_rgb(WHITE))
+            .draw()
+            .map_err(draw_error)?;
+        let width = 0.8 / groups.len().max(1) as f64;
+        let value_style = font(12.0)?
+            .color(&BLACK_RGB)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        for (g, group) in groups.iter().enumerate() {
+            let color = plotters_rgb(PALETTE[g % PALETTE.len()]);
+            let bars: Vec<(f64, f64)> = group
+                .values
+                .iter()
+                .enumerate()
+                .take(categories.len())
+                .filter(|(_, v)| v.is_finite())
+                .map(|(c, &v)| (c as f64 + 0.1 + g as f64 * width, v))
+                .collect();
+            chart
+                .draw_series(
+                    bars.iter()
+                        .map(|&(x, v)| Rectangle::new([(x, 0.0), (x + width, v)], color.filled())),
+                )
+                .map_err(draw_error)?
+                .label(group.name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            for &(x, v) in &bars {
+                let at = chart.backend_coord(&(x + width / 2.0, v));
+                root.draw_text(&format!("{v:.1}"), &value_style, (at.0, at.1 - 2))
+                    .map_err(draw_error)?;
+            }
         }
-    }
-    img
-}
-
-/// Darken the tokens a sampling mask drops: `mask` is row-major over a `grid_h x grid_w` patch grid
-/// covering `img`; kept tokens stay as they are, dropped ones are dimmed and tinted.
-pub fn overlay_mask(img: &RgbImage, mask: &[bool], grid_h: usize, grid_w: usize) -> RgbImage {
-    let mut out = img.clone();
-    if grid_h == 0 || grid_w == 0 || mask.len() != grid_h * grid_w {
-        return out;
-    }
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    for (x, y, p) in out.enumerate_pixels_mut() {
-        let gy = (y as usize * grid_h / h.max(1)).min(grid_h - 1);
-        let gx = (x as usize * grid_w / w.max(1)).min(grid_w - 1);
-        if !mask[gy * grid_w + gx] {
-            p.0 = [p.0[0] / 5 + 20, p.0[1] / 5 + 20, p.0[2] / 5 + 60];
+        let label_style = font(15.0)?
+            .color(&BLACK_RGB)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        for (c, name) in categories.iter().enumerate() {
+            let at = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+            root.draw_text(name, &label_style, (at.0, at.1 + 8))
+                .map_err(draw_error)?;
         }
-    }
-    out
-}
-
-/// Arrange labelled pictures in a table: `cells[row][col]`, with row and column headers.
-pub fn picture_table(
-    row_names: &[String],
-    col_names: &[String],
-    cells: &[Vec<RgbImage>],
-) -> RgbImage {
-    let gap = 6i64;
-    let head_w = row_names
-        .iter()
-        .map(|n| text_width(n) as i64)
-        .max()
-        .unwrap_or(0)
-        + 2 * gap;
-    let cw = cells
-        .iter()
-        .flatten()
-        .map(|i| i.width() as i64)
-        .max()
-        .unwrap_or(16);
-    let ch = cells
-        .iter()
-        .flatten()
-        .map(|i| i.height() as i64)
-        .max()
-        .unwrap_or(16);
-    let head_h = GLYPH_H as i64 + 2 * gap;
-    let ncols = col_names
-        .len()
-        .max(cells.iter().map(Vec::len).max().unwrap_or(0)) as i64;
-    let w = head_w + ncols * (cw + gap) + gap;
-    let h = head_h + cells.len() as i64 * (ch + gap) + gap;
-    let mut img = RgbImage::from_pixel(w.max(1) as u32, h.max(1) as u32, WHITE);
-    for (c, name) in col_names.iter().enumerate() {
-        draw_text(
-            &mut img,
-            head_w + c as i64 * (cw + gap),
-            gap,
-            name,
-            1,
-            BLACK,
-        );
-    }
-    for (r, row) in cells.iter().enumerate() {
-        let y = head_h + r as i64 * (ch + gap);
-        if let Some(name) = row_names.get(r) {
-            draw_text(&mut img, gap, y + ch / 2 - 3, name, 1, BLACK);
+        if !groups.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font(font(14.0)?)
+                .background_style(WHITE_RGB.mix(0.9))
+                .border_style(BLACK_RGB)
+                .draw()
+                .map_err(draw_error)?;
         }
-        for (c, pic) in row.iter().enumerate() {
-            paste(&mut img, pic, head_w + c as i64 * (cw + gap), y);
-        }
+        root.present().map_err(draw_error)?;
     }
-    img
+    Ok(img)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Pixels of `img` inside the rectangle [x0, x1) x [y0, y1) that are not white.
+    fn inked(img: &RgbImage, (x0, x1): (u32, u32), (y0, y1): (u32, u32)) -> usize {
+        img.enumerate_pixels()
+            .filter(|(x, y, p)| (x0..x1).contains(x) && (y0..y1).contains(y) && **p != WHITE)
+            .count()
+    }
+
     #[test]
-    fn chart_draws_series_in_palette_colours() {
-        let s = vec![
+    fn line_chart_png_has_the_chart_size_and_curves_in_the_plot_area() {
+        let series = vec![
             Series {
-                name: "loss".into(),
-                points: (0..10).map(|i| (i as f64, 10.0 - i as f64)).collect(),
+                name: "total".into(),
+                points: (0..200)
+                    .map(|i| (i as f64, 10.0 / (1.0 + i as f64)))
+                    .collect(),
             },
             Series {
-                name: "nan".into(),
+                name: "no finite point".into(),
                 points: vec![(0.0, f64::NAN)],
             },
         ];
-        let img = line_chart("LOSS", "STEP", &s);
-        let blue = img.pixels().filter(|p| **p == PALETTE[0]).count();
-        assert!(blue > 100, "series not drawn: {blue} pixels");
-        let empty = line_chart("EMPTY", "X", &[]);
-        assert_eq!(empty.dimensions(), (640, 400));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loss.png");
+        save_png(
+            &line_chart("Training loss", "step", "loss", &series).unwrap(),
+            &path,
+        )
+        .unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), CHART_SIZE);
+        // The plot area lies right of the y tick labels and between the title and the x labels.
+        let (w, h) = CHART_SIZE;
+        let (x_area, y_area) = ((110, w - 20), (60, h - 70));
+        let curve = img
+            .enumerate_pixels()
+            .filter(|(x, y, p)| {
+                (x_area.0..x_area.1).contains(x)
+                    && (y_area.0..y_area.1).contains(y)
+                    && **p == PALETTE[0]
+            })
+            .count();
+        assert!(
+            curve > 200,
+            "only {curve} pixels of the curve in the plot area"
+        );
+        assert_eq!(
+            img.pixels().filter(|p| **p == PALETTE[1]).count(),
+            0,
+            "a series without data drew a line"
+        );
+        // Title, tick labels and axis descriptions are text outside the plot area.
+        assert!(inked(&img, (0, w), (0, 40)) > 100, "no title");
+        assert!(inked(&img, (0, 90), (0, h)) > 200, "no y tick labels");
+        let empty = line_chart("Empty", "x", "y", &[]).unwrap();
+        assert_eq!(empty.dimensions(), CHART_SIZE);
+        assert!(
+            inked(&empty, (x_area.0, x_area.1), (y_area.0, y_area.1)) > 50,
+            "no 'no data' text"
+        );
     }
 
     #[test]
-    fn rank_grid_borders_are_green_for_matches_and_red_otherwise() {
-        let pic = RgbImage::from_pixel(10, 20, Rgb([128, 128, 128]));
-        let rows = vec![RankRow {
-            label: "Q 1".into(),
-            query: pic.clone(),
-            ranked: vec![(pic.clone(), true), (pic.clone(), false)],
-        }];
-        let img = rank_grid(&rows);
-        assert!(img.pixels().any(|p| *p == GREEN));
-        assert!(img.pixels().any(|p| *p == RED));
+    fn bar_chart_draws_one_bar_per_finite_value() {
+        let groups = vec![
+            BarGroup {
+                name: "untrained".into(),
+                values: vec![10.0, 5.0, f64::NAN],
+            },
+            BarGroup {
+                name: "trained".into(),
+                values: vec![80.0, 60.0, 40.0],
+            },
+        ];
+        let categories = ["all", "-R", "-N"].map(String::from);
+        let img = bar_chart("mAP", "mAP (%)", &categories, &groups).unwrap();
+        assert_eq!(img.dimensions(), CHART_SIZE);
+        let trained = img.pixels().filter(|p| **p == PALETTE[1]).count();
+        let untrained = img.pixels().filter(|p| **p == PALETTE[0]).count();
+        // Bars are as tall as their values: the trained bars cover far more pixels.
+        assert!(
+            untrained > 100 && trained > 8 * untrained,
+            "{untrained} / {trained} bar pixels"
+        );
     }
 
     #[test]
-    fn mask_overlay_dims_only_dropped_tokens() {
-        let pic = RgbImage::from_pixel(4, 4, Rgb([200, 200, 200]));
-        let out = overlay_mask(&pic, &[true, false, false, true], 2, 2);
-        assert_eq!(out.get_pixel(0, 0), &Rgb([200, 200, 200]));
-        assert_ne!(out.get_pixel(3, 0), &Rgb([200, 200, 200]));
-        assert_eq!(out.get_pixel(3, 3), &Rgb([200, 200, 200]));
+    fn text_in_the_embedded_font_inks_the_image_and_has_lower_case_shapes() {
+        let (upper, _) = crate::font::text_size("TEXT", 14.0).unwrap();
+        let (lower, _) = crate::font::text_size("text", 14.0).unwrap();
+        assert!(
+            lower < upper,
+            "lower case as wide as upper case: {lower} vs {upper}"
+        );
+        let mut img = RgbImage::from_pixel(80, 30, WHITE);
+        draw_text(&mut img, 2, 4, "rank 1", 14.0, BLACK).unwrap();
+        assert!(inked(&img, (0, 80), (0, 30)) > 20);
     }
 }

@@ -1,6 +1,8 @@
-//! Report pictures: training curves, rank lists and expert token-sampling masks (Fig. 9).
+//! Report pictures: training curves, the missing-modality chart, rank lists and expert
+//! token-sampling masks (Fig. 9).
 
-use crate::plot::{line_chart, overlay_mask, picture_table, rank_grid, save_png, RankRow, Series};
+use crate::grid::{overlay_mask, paste, picture_table, rank_grid, RankRow};
+use crate::plot::{bar_chart, line_chart, save_png, BarGroup, Series};
 use crate::RunError;
 use burn::tensor::backend::Backend;
 use image::imageops::FilterType;
@@ -10,7 +12,7 @@ use next_reid::data::TripletImages;
 use next_reid::data::{eval_stream, Dataset, TransformConfig, TripletRecord};
 use next_reid::metrics::{top_k, EvalConfig};
 use next_reid::model::NextModel;
-use next_reid::train::evaluate::{batch_captions, Extracted, ModalityMask};
+use next_reid::train::evaluate::{batch_captions, Extracted, ModalityMask, SettingResult};
 use next_reid::train::logs::read_json_lines;
 use next_reid::train::EpochRecord;
 use std::path::{Path, PathBuf};
@@ -34,34 +36,36 @@ pub fn write_curves(
     };
     let mut written = Vec::new();
     let loss = line_chart(
-        "TRAINING LOSS",
-        "STEP",
+        "Training loss",
+        "step",
+        "loss",
         &[
             Series {
-                name: "TOTAL".into(),
+                name: "total".into(),
                 points: series("loss"),
             },
             Series {
-                name: "ID".into(),
+                name: "identity (cross-entropy)".into(),
                 points: series("id_loss"),
             },
             Series {
-                name: "TRIPLET".into(),
+                name: "triplet".into(),
                 points: series("triplet_loss"),
             },
         ],
-    );
+    )?;
     let path = out_dir.join("loss.png");
     save_png(&loss, &path)?;
     written.push(path);
     let lr = line_chart(
-        "LEARNING RATE",
-        "STEP",
+        "Learning-rate schedule",
+        "step",
+        "learning rate",
         &[Series {
-            name: "BASE LR".into(),
+            name: "base learning rate".into(),
             points: series("lr"),
         }],
-    );
+    )?;
     let path = out_dir.join("lr.png");
     save_png(&lr, &path)?;
     written.push(path);
@@ -71,24 +75,60 @@ pub fn write_curves(
         .collect();
     if !evals.is_empty() {
         let chart = line_chart(
-            "EVALUATION (%)",
-            "EPOCH",
+            "Evaluation per epoch",
+            "epoch",
+            "percent",
             &[
                 Series {
-                    name: "MAP".into(),
+                    name: "mAP".into(),
                     points: evals.iter().map(|e| (e.0, e.1)).collect(),
                 },
                 Series {
-                    name: "RANK-1".into(),
+                    name: "rank-1".into(),
                     points: evals.iter().map(|e| (e.0, e.2)).collect(),
                 },
             ],
-        );
+        )?;
         let path = out_dir.join("map.png");
         save_png(&chart, &path)?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Draw the mAP of every evaluation setting (all modalities and each missing-modality setting) as
+/// grouped bars, one group per labelled result list (e.g. untrained and trained model), into `path`.
+pub fn write_missing_modality_chart(
+    path: &Path,
+    runs: &[(&str, &[SettingResult])],
+) -> Result<(), RunError> {
+    let settings: Vec<String> = runs
+        .first()
+        .map(|(_, results)| results.iter().map(|r| r.setting.clone()).collect())
+        .unwrap_or_default();
+    let groups: Vec<BarGroup> = runs
+        .iter()
+        .map(|(name, results)| BarGroup {
+            name: (*name).to_string(),
+            values: settings
+                .iter()
+                .map(|s| {
+                    results
+                        .iter()
+                        .find(|r| &r.setting == s)
+                        .map_or(f64::NAN, |r| r.map)
+                })
+                .collect(),
+        })
+        .collect();
+    let chart = bar_chart(
+        "mAP with missing modalities (-R: no RGB, -N: no NIR, -T: no TIR)",
+        "mAP (%)",
+        &settings,
+        &groups,
+    )?;
+    save_png(&chart, path)?;
+    Ok(())
 }
 
 /// The three modality images of a record side by side, scaled to `height` pixels; an empty path
@@ -128,7 +168,7 @@ pub fn triplet_picture(record: &TripletRecord, height: u32) -> Result<RgbImage, 
     let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
     let mut x = 0i64;
     for p in &parts {
-        crate::plot::paste(&mut out, p, x, 0);
+        paste(&mut out, p, x, 0);
         x += p.width() as i64 + 2;
     }
     Ok(out)
@@ -163,12 +203,12 @@ pub fn write_rank_lists(
             })
             .collect::<Result<Vec<_>, RunError>>()?;
         rows.push(RankRow {
-            label: format!("QUERY {} ID {}", qi, q.pid),
+            label: format!("Query {qi}, identity {}", q.pid),
             query: triplet_picture(q, 48)?,
             ranked,
         });
     }
-    save_png(&rank_grid(&rows), path)?;
+    save_png(&rank_grid(&rows)?, path)?;
     Ok(())
 }
 
@@ -257,12 +297,12 @@ pub fn write_expert_masks<B: Backend>(
             }
         }
         cells.push(row);
-        names.push(format!("ID {}", record.pid));
+        names.push(format!("identity {}", record.pid));
     }
     let columns: Vec<String> = (1..=k)
-        .flat_map(|e| ["RGB", "NIR", "TIR"].map(|t| format!("E{e} {t}")))
+        .flat_map(|e| ["RGB", "NIR", "TIR"].map(|t| format!("expert {e}, {t}")))
         .collect();
-    let picture = picture_table(&names, &columns, &cells);
+    let picture = picture_table(&names, &columns, &cells)?;
     save_png(&picture, path)?;
     Ok(Some(counts))
 }

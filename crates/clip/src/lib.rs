@@ -9,6 +9,8 @@
 //! - [`Precision`]: mixed precision (bf16/f16 matrix products over f32 master weights).
 //! - [`ClipTokenizer`]: CLIP BPE on a `tokenizer.json` (a built-in one is embedded).
 
+#![warn(missing_docs)]
+
 mod config;
 mod error;
 pub mod kernels;
