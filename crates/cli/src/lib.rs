@@ -13,6 +13,7 @@ pub mod font;
 pub mod npy;
 pub mod plot;
 pub mod report;
+pub mod umm_chart;
 
 /// Every error a `next` command can end with.
 #[derive(Debug, thiserror::Error)]
