@@ -2,6 +2,7 @@
 //! missing settings and their average, the three uncertain settings and their average), one bar
 //! per model or fill, drawn with the primitives of [`crate::plot`].
 
+use crate::font::text_width;
 use crate::plot::{
     draw_border, draw_text, fill_rect, save_png, PlotError, BLACK, GRID, PALETTE, WHITE,
 };
@@ -54,7 +55,12 @@ pub fn umm_bar_groups(reports: &[(&str, &UmmReport)]) -> (Vec<String>, Vec<BarGr
 
 /// Draw grouped bars (0 to 100 %) with a legend.
 pub fn bar_chart(title: &str, series: &[String], groups: &[BarGroup]) -> RgbImage {
-    let group_w = 16 + 10 * series.len().max(1) as i64;
+    let widest = groups
+        .iter()
+        .map(|g| text_width(&g.name) as i64)
+        .max()
+        .unwrap_or(0);
+    let group_w = (16 + 10 * series.len().max(1) as i64).max(widest + 12);
     let (left, right, top, bottom) = (50i64, 20i64, 40i64, 40i64);
     let legend_h = 14 * series.len() as i64;
     let plot_w = group_w * groups.len().max(1) as i64;
