@@ -111,12 +111,18 @@ pub struct EvalArgs {
     /// Overrides on the checkpoint's config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Skip the six missing-modality settings.
+    /// Skip the six missing-modality settings (and the missing / uncertain table).
     #[arg(long)]
     pub no_missing: bool,
     /// Write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write the missing / uncertain modality report (every fill, degradations, cosine) as JSON.
+    #[arg(long, conflicts_with = "no_missing")]
+    pub umm_json: Option<PathBuf>,
+    /// Draw the missing / uncertain modality report as a PNG bar chart.
+    #[arg(long, conflicts_with = "no_missing")]
+    pub umm_chart: Option<PathBuf>,
 }
 
 /// `next embed`.

@@ -13,8 +13,8 @@ use next_reid::train::image_query::{
     extract_triplets, scan_triplet_dir, triplet_record, ImageTriplet,
 };
 use next_reid::train::{
-    evaluate_model, extract, format_table, prepare, EvalSettings, Extracted, SettingResult,
-    StepInfo, TrainConfig, TrainOptions,
+    evaluate_model, evaluate_umm, extract, format_table, format_umm_table, prepare, EvalSettings,
+    Extracted, SettingResult, StepInfo, TrainConfig, TrainOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -199,14 +199,23 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
             .as_ref()
             .ok_or_else(|| RunError::Usage("next eval needs --checkpoint or --features".into()))?;
         let (cfg, dataset, model) = open_checkpoint::<B>(checkpoint, &a.overrides, device)?;
-        evaluate_model(
-            &model,
-            &dataset,
-            &EvalSettings::from_config(&cfg.train_config(), true),
-            !a.no_missing,
-            device,
-        )?
-        .0
+        let settings = EvalSettings::from_config(&cfg.train_config(), true);
+        let results = evaluate_model(&model, &dataset, &settings, !a.no_missing, device)?.0;
+        print!("{}", format_table("evaluation (%)", &results));
+        if !a.no_missing {
+            let report = evaluate_umm(&model, &dataset, &settings, device)?;
+            print!("{}", format_umm_table(&report));
+            if let Some(path) = &a.umm_json {
+                write_json(path, "missing / uncertain modality report", &report)?;
+            }
+            if let Some(path) = &a.umm_chart {
+                crate::umm_chart::write_umm_chart(path, &[("model", &report)])?;
+            }
+        }
+        if let Some(path) = &a.json {
+            write_json(path, "evaluation results", &results)?;
+        }
+        return Ok(());
     };
     print!("{}", format_table("evaluation (%)", &results));
     if let Some(path) = &a.json {

@@ -1,10 +1,10 @@
 //! Run configuration of the `next` tool: one TOML file with the sections of every library
-//! (`[data]`, `[model]`, `[loader]`, `[solver]`, `[eval]`, `[synthetic]`), read by the shared
+//! (`[data]`, `[model]`, `[loader]`, `[solver]`, `[eval]`, `[umm_augment]`, `[synthetic]`), read by the shared
 //! loader of `next-common` (`--set a.b=value` overrides, unknown keys reported with the nearest
 //! valid key, relative paths of a file resolved against the file's folder).
 
 use next_reid::common::{ConfigError, TomlLayout, TomlSource};
-use next_reid::data::{DatasetConfig, DatasetKind, LoaderConfig, SynthConfig};
+use next_reid::data::{DatasetConfig, DatasetKind, LoaderConfig, ModalityAugConfig, SynthConfig};
 use next_reid::model::NextConfig;
 use next_reid::train::{EvaluationConfig, SolverConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,8 @@ pub struct RunConfig {
     pub solver: SolverConfig,
     /// Evaluation protocol.
     pub eval: EvaluationConfig,
+    /// UMM synthetic modality augmentation of training batches (the `next-data` settings).
+    pub umm_augment: ModalityAugConfig,
     /// The synthetic benchmark written by `next synth` / `next demo` (the `next-data` settings).
     pub synthetic: SynthConfig,
 }
@@ -40,6 +42,7 @@ impl Default for RunConfig {
             loader: LoaderConfig::default(),
             solver: SolverConfig::default(),
             eval: EvaluationConfig::default(),
+            umm_augment: ModalityAugConfig::default(),
             synthetic: SynthConfig::default(),
         }
     }
@@ -101,6 +104,7 @@ impl RunConfig {
             solver: self.solver.clone(),
             loader: self.loader,
             eval: self.eval.clone(),
+            umm_augment: self.umm_augment.clone(),
         }
     }
 
@@ -206,6 +210,37 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(key), "{item}: {err}");
         }
+    }
+
+    #[test]
+    fn bad_umm_settings_are_errors_naming_the_key() {
+        for (item, key) in [
+            ("umm_augment.p_full=1.5", "umm_augment.p_full"),
+            (
+                "umm_augment.uncertain_prob=-0.1",
+                "umm_augment.uncertain_prob",
+            ),
+        ] {
+            let err = RunConfig::from_toml_str("", &[item.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{item}: {err}");
+        }
+        for item in [
+            "umm_augment.pixel_synth=blur",
+            "umm_augment.p_ful=0.5",
+            "model.umm.fill=maybe",
+            "model.umm.tokenizer=own",
+        ] {
+            let err = RunConfig::from_toml_str("", &[item.into()])
+                .unwrap_err()
+                .to_string();
+            let key = item.split('=').next().unwrap();
+            assert!(err.contains(key), "{item}: {err}");
+        }
+        let cfg =
+            RunConfig::from_toml_str("", &["umm_augment.pixel_synth=channel_aug".into()]).unwrap();
+        assert!(!cfg.train_config().umm_augment.enabled);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod grid;
 pub mod npy;
 pub mod plot;
 pub mod report;
+pub mod umm_chart;
 
 /// Every error a `next` command can end with.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,9 @@
 //! The training configuration of the library: optimiser and schedule (`[solver]`), batching
 //! (`[loader]`, the `next-data` settings) and evaluation cadence (`[eval]`), each numeric field
-//! checked with its range.
+//! checked with its range, and the UMM synthetic modality augmentation (`[umm_augment]`).
 
 use next_common::ConfigError;
-use next_data::LoaderConfig;
+use next_data::{LoaderConfig, ModalityAugConfig};
 use serde::{Deserialize, Serialize};
 
 /// Everything the trainer needs besides the model configuration and the dataset.
@@ -16,6 +16,8 @@ pub struct TrainConfig {
     pub loader: LoaderConfig,
     /// Evaluation protocol and cadence.
     pub eval: EvaluationConfig,
+    /// UMM synthetic modality augmentation of training batches (off by default).
+    pub umm_augment: ModalityAugConfig,
 }
 
 /// Optimiser and schedule.
@@ -160,6 +162,10 @@ impl TrainConfig {
             origin: "config".into(),
             message: e.to_string(),
         })?;
+        let a = &self.umm_augment;
+        check_range("umm_augment.p_full", a.p_full, 0.0, 1.0)?;
+        check_range("umm_augment.pixel_synth_prob", a.pixel_synth_prob, 0.0, 1.0)?;
+        check_range("umm_augment.uncertain_prob", a.uncertain_prob, 0.0, 1.0)?;
         let l = &self.loader;
         if l.instances_per_id == 0 || l.batch_size < 2 * l.instances_per_id {
             return Err(ConfigError::out_of_range(
@@ -207,6 +213,18 @@ mod tests {
             ("eval.max_rank", Box::new(|c| c.eval.max_rank = 0)),
             ("eval.show_ranks", Box::new(|c| c.eval.show_ranks = 0)),
             ("loader.batch_size", Box::new(|c| c.loader.batch_size = 3)),
+            (
+                "umm_augment.p_full",
+                Box::new(|c| c.umm_augment.p_full = 1.5),
+            ),
+            (
+                "umm_augment.pixel_synth_prob",
+                Box::new(|c| c.umm_augment.pixel_synth_prob = -0.5),
+            ),
+            (
+                "umm_augment.uncertain_prob",
+                Box::new(|c| c.umm_augment.uncertain_prob = f64::NAN),
+            ),
         ];
         assert!(TrainConfig::default().validate().is_ok());
         for (key, change) in cases {

@@ -1,11 +1,11 @@
 //! Feature extraction and evaluation with the dataset's protocol, including the six
-//! missing-modality settings (the missing modality's normalised image is replaced by zeros and its
-//! caption dropped, at test time only).
+//! missing-modality settings (the missing modality's caption dropped and, for NEXT, its
+//! normalised image replaced by zeros; a UMM model fills it per `umm.fill`), at test time only.
 
 use crate::text_cache::TextFeatureCache;
+use crate::umm::{inference_features, EvalCondition};
 use crate::TrainError;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use next_common::{Modality, Progress};
 use next_data::{eval_stream, Dataset, TransformConfig, TripletRecord};
 use next_metrics::{evaluate, EvalConfig, EvalProtocol, EvalReport, Features, SampleMeta};
@@ -100,22 +100,22 @@ pub fn extract<B: Backend>(
         records,
         transform,
         settings,
-        mask,
+        EvalCondition::missing(mask),
         label,
         &mut TextFeatureCache::new(),
         device,
     )
 }
 
-/// [`extract`] with caption features taken from (and added to) `cache`, which must belong to
-/// `model`'s frozen text encoder.
+/// [`extract`] under `condition` (missing modalities, a degradation), with caption features
+/// taken from (and added to) `cache`, which must belong to `model`'s frozen text encoder.
 #[allow(clippy::too_many_arguments)]
 fn extract_cached<B: Backend>(
     model: &NextModel<B>,
     records: &[TripletRecord],
     transform: TransformConfig,
     settings: &EvalSettings,
-    mask: ModalityMask,
+    condition: EvalCondition,
     label: &str,
     cache: &mut TextFeatureCache,
     device: &B::Device,
@@ -131,18 +131,12 @@ fn extract_cached<B: Backend>(
     let mut meta = Vec::with_capacity(records.len());
     let mut keys = Vec::with_capacity(records.len());
     let use_text = model.config.uses_text();
-    while let Some(batch) = stream.next_tensors::<B>(device) {
-        let batch = batch?;
+    let mask = condition.mask;
+    while let Some(host) = stream.next() {
+        let mut host = host?;
+        let present = condition.apply(&mut host, transform.normalization)?;
+        let batch = host.into_tensors::<B>(device);
         let n = batch.raw_pids.len();
-        let images = batch.images.clone();
-        let images = Modality::ALL.map(|m| {
-            let image = images[m.index()].clone();
-            if mask.has(m) {
-                image
-            } else {
-                Tensor::zeros(image.dims(), device)
-            }
-        });
         // The model's inference path, with each caption's feature from the cache.
         let text = if use_text {
             let texts = NextModel::<B>::inference_texts(&batch_captions(&batch.captions, mask));
@@ -154,7 +148,14 @@ fn extract_cached<B: Backend>(
         } else {
             None
         };
-        let feats = model.inference_with_text(images, Some(batch.camids.clone()), text)?;
+        let feats = inference_features(
+            model,
+            batch.images,
+            batch.camids.clone(),
+            text,
+            present,
+            mask,
+        )?;
         dim = feats.dims()[1];
         let data = feats.into_data().convert::<f32>();
         rows.extend(data.as_slice::<f32>().map_err(|e| TrainError::TensorData {
@@ -245,14 +246,15 @@ pub fn extract_query_gallery<B: Backend>(
     device: &B::Device,
 ) -> Result<(Extracted, Extracted), TrainError> {
     let mut cache = TextFeatureCache::new();
-    extract_query_gallery_cached(model, dataset, settings, mask, &mut cache, device)
+    let condition = EvalCondition::missing(mask);
+    extract_query_gallery_cached(model, dataset, settings, condition, &mut cache, device)
 }
 
 fn extract_query_gallery_cached<B: Backend>(
     model: &NextModel<B>,
     dataset: &Dataset,
     settings: &EvalSettings,
-    mask: ModalityMask,
+    condition: EvalCondition,
     cache: &mut TextFeatureCache,
     device: &B::Device,
 ) -> Result<(Extracted, Extracted), TrainError> {
@@ -269,7 +271,7 @@ fn extract_query_gallery_cached<B: Backend>(
         &dataset.query,
         transform,
         settings,
-        mask,
+        condition,
         &label("query"),
         cache,
         device,
@@ -282,7 +284,7 @@ fn extract_query_gallery_cached<B: Backend>(
             &dataset.gallery,
             transform,
             settings,
-            mask,
+            condition,
             &label("gallery"),
             cache,
             device,
@@ -306,7 +308,7 @@ pub fn evaluate_model<B: Backend>(
         model,
         dataset,
         settings,
-        ModalityMask::FULL,
+        EvalCondition::missing(ModalityMask::FULL),
         &mut cache,
         device,
     )?;
@@ -324,10 +326,10 @@ pub fn evaluate_model<B: Backend>(
                 verbose: false,
                 ..*settings
             };
-            let (q, g) =
-                extract_query_gallery_cached(model, dataset, &quiet, mask, &mut cache, device)?;
-            let r = evaluate(&q.features, &g.features, &q.meta, &g.meta, &cfg)?;
-            results.push(SettingResult::from_report(name, &r));
+            let condition = EvalCondition::missing(mask);
+            results.push(evaluate_setting(
+                model, dataset, &quiet, name, condition, &mut cache, device,
+            )?);
         }
         let n = (results.len() - 1) as f64;
         let avg = |f: fn(&SettingResult) -> f64| results[1..].iter().map(f).sum::<f64>() / n;
@@ -342,6 +344,22 @@ pub fn evaluate_model<B: Backend>(
         results.push(average);
     }
     Ok((results, query, gallery, report))
+}
+
+/// Extract query and gallery under `condition` and rank them: the result named `name`.
+pub fn evaluate_setting<B: Backend>(
+    model: &NextModel<B>,
+    dataset: &Dataset,
+    settings: &EvalSettings,
+    name: &str,
+    condition: EvalCondition,
+    cache: &mut TextFeatureCache,
+    device: &B::Device,
+) -> Result<SettingResult, TrainError> {
+    let cfg = eval_config(dataset, settings.max_rank);
+    let (q, g) = extract_query_gallery_cached(model, dataset, settings, condition, cache, device)?;
+    let r = evaluate(&q.features, &g.features, &q.meta, &g.meta, &cfg)?;
+    Ok(SettingResult::from_report(name, &r))
 }
 
 /// A plain-text table of settings.

@@ -32,6 +32,7 @@ pub mod params;
 pub mod schedule;
 pub mod text_cache;
 pub mod trainer;
+pub mod umm;
 
 pub use config::{EvaluationConfig, SolverConfig, TrainConfig};
 pub use evaluate::{
@@ -43,6 +44,7 @@ pub use trainer::{
     build_model, prepare, resolve_model_config, train, EpochRecord, StepHook, StepInfo,
     TrainOptions, TrainOutcome, Training,
 };
+pub use umm::{evaluate_umm, format_umm_table, UmmReport};
 
 use std::path::PathBuf;
 

@@ -436,10 +436,18 @@ impl<B: AutodiffBackend> Training<'_, B> {
                         global_step: state.global_step,
                     });
                 }
-                let Some(batch) = stream.next_tensors::<B>(device) else {
+                let Some(host) = stream.next() else {
                     break;
                 };
-                let batch = batch?;
+                let (batch, presence) = crate::umm::training_batch::<B>(
+                    host?,
+                    &cfg.umm_augment,
+                    model.umm.is_some(),
+                    transform.normalization,
+                    s.seed,
+                    state.global_step as u64,
+                    device,
+                )?;
                 let n = batch.raw_pids.len();
                 B::seed(
                     device,
@@ -454,19 +462,32 @@ impl<B: AutodiffBackend> Training<'_, B> {
                     Some(c) => text_cache.training_features(&model, c, &mut sentences, device)?,
                     None => None,
                 };
-                let output = match cached {
-                    Some(text) => {
+                let output = match (cached, &presence) {
+                    (Some(text), None) => {
                         model.forward_with_text(batch.images, Some(batch.camids), Some(text))?
                     }
-                    None => {
+                    (Some(text), Some(p)) => model.forward_train_present_with_text(
+                        batch.images,
+                        Some(batch.camids),
+                        Some(text),
+                        p,
+                    )?,
+                    (None, presence) => {
                         let input = NextInput {
                             images: batch.images,
                             camera_ids: Some(batch.camids),
                             captions,
                         };
-                        model.forward_train(input, &mut sentences)?
+                        match presence {
+                            Some(p) => model.forward_train_present(input, p, &mut sentences)?,
+                            None => model.forward_train(input, &mut sentences)?,
+                        }
                     }
                 };
+                let rec_loss: Option<f64> = output
+                    .reconstruction
+                    .clone()
+                    .map(|r| r.into_scalar().elem());
                 let loss = model.loss(&output, batch.pids.clone());
                 let total: f64 = loss.total.clone().into_scalar().elem();
                 if !total.is_finite() {
@@ -509,6 +530,7 @@ impl<B: AutodiffBackend> Training<'_, B> {
                 "step": state.global_step, "epoch": epoch + 1, "loss": total, "id_loss": id_loss,
                 "triplet_loss": tri_loss, "accuracy": correct / n as f64, "lr": s.base_lr * factor,
                 "loss_scale": state.loss_scaler.as_ref().map(|l| l.scale), "applied": apply,
+                "rec_loss": rec_loss,
             }))?;
                 progress.set_message(format!("loss {total:.3}"));
                 progress.inc(1);

@@ -135,6 +135,34 @@ impl<B: Backend> NextModel<B> {
         Ok(self.inference_feature(out))
     }
 
+    /// [`Self::forward_train_present`] with already-encoded text features `[B, K_s, 3, D]` (or
+    /// none), e.g. from a cache of the frozen text encoder; the rows of absent modalities'
+    /// captions should be zero, as [`Self::forward_train_present`] makes them.
+    pub fn forward_train_present_with_text(
+        &self,
+        images: [Tensor<B, 4>; 3],
+        camera_ids: Option<Tensor<B, 1, Int>>,
+        text: Option<Tensor<B, 4>>,
+        presence: &Presence,
+    ) -> Result<NextOutput<B>, ModelError> {
+        presence.check_batch(images[0].dims()[0])?;
+        self.forward_present(images, camera_ids, text, presence, true)
+    }
+
+    /// [`Self::forward_inference_present`] with already-encoded text features `[B, 1, 3, D]`
+    /// (or none), e.g. from a cache of the frozen text encoder.
+    pub fn inference_present_with_text(
+        &self,
+        images: [Tensor<B, 4>; 3],
+        camera_ids: Option<Tensor<B, 1, Int>>,
+        text: Option<Tensor<B, 4>>,
+        presence: &Presence,
+    ) -> Result<Tensor<B, 2>, ModelError> {
+        presence.check_batch(images[0].dims()[0])?;
+        let out = self.forward_present(images, camera_ids, text, presence, false)?;
+        Ok(self.inference_feature(out))
+    }
+
     /// How close synthesised tokens come to the real ones, against the zero-fill baseline: for
     /// complete samples, each modality is synthesised from the other two and compared (cosine
     /// per token, averaged over tokens) with its real mapper tokens, as are the tokens of a zero
