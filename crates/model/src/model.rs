@@ -391,13 +391,12 @@ impl<B: Backend> NextModel<B> {
             structure.as_ref().map(|s| s.features.clone()),
         )?;
         if let Some(mask) = &modality_mask {
-            let drop = |f: Tensor<B, 2>| {
-                let [batch, width] = f.dims();
-                (f.reshape([batch, 3, width / 3]) * mask.clone().unsqueeze_dim::<3>(2))
-                    .reshape([batch, width])
-            };
-            aggregated.feature = drop(aggregated.feature);
-            aggregated.branches = aggregated.branches.into_iter().map(drop).collect();
+            aggregated.feature = zero_absent_slots(aggregated.feature, mask);
+            aggregated.branches = aggregated
+                .branches
+                .into_iter()
+                .map(|b| zero_absent_slots(b, mask))
+                .collect();
         }
         let feature = aggregated.feature;
         let neck = self.neck.forward(feature.clone());
@@ -554,4 +553,11 @@ fn check_captions(
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
     x / norm
+}
+
+/// Zero the modality thirds of features `[B, 3D]` where `mask` `[B, 3]` is 0.
+fn zero_absent_slots<B: Backend>(feature: Tensor<B, 2>, mask: &Tensor<B, 2>) -> Tensor<B, 2> {
+    let [batch, width] = feature.dims();
+    (feature.reshape([batch, 3, width / 3]) * mask.clone().unsqueeze_dim::<3>(2))
+        .reshape([batch, width])
 }

@@ -132,7 +132,7 @@ fn extract_cached<B: Backend>(
     let mut keys = Vec::with_capacity(records.len());
     let use_text = model.config.uses_text();
     let mask = condition.mask;
-    while let Some(host) = stream.next() {
+    for host in stream.by_ref() {
         let mut host = host?;
         let present = condition.apply(&mut host, transform.normalization)?;
         let batch = host.into_tensors::<B>(device);

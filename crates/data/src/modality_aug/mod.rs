@@ -191,8 +191,8 @@ pub fn augment_batch(
                 out.pixel_synth[i][m] = true;
             }
         }
-        for m in 0..3 {
-            if keep[m] && rng.random::<f64>() < cfg.uncertain_prob {
+        for (m, &kept) in keep.iter().enumerate() {
+            if kept && rng.random::<f64>() < cfg.uncertain_prob {
                 let d = Degradation::random_for(m, &mut rng);
                 d.apply(
                     &mut batch.pixels[m][i * len..(i + 1) * len],
@@ -283,9 +283,9 @@ pub fn apply_test_degradation(
 /// cleared; their pixels are left, the model does not read them). Returns the per-sample
 /// presence rows for the model.
 pub fn apply_missing_setting(batch: &mut HostBatch, present: [bool; 3]) -> Vec<[bool; 3]> {
-    for m in 0..3 {
-        if !present[m] {
-            batch.captions[m].iter_mut().for_each(String::clear);
+    for (captions, &kept) in batch.captions.iter_mut().zip(&present) {
+        if !kept {
+            captions.iter_mut().for_each(String::clear);
         }
     }
     vec![present; batch.len()]

@@ -70,9 +70,9 @@ fn a_dropped_modality_loses_its_caption_but_keeps_its_pixels() {
     let mut dropped = 0;
     for (i, p) in presence.present.iter().enumerate() {
         assert_eq!(presence.real[i], [true; 3]);
-        for m in 0..3 {
-            assert_eq!(b.captions[m][i].is_empty(), !p[m]);
-            dropped += usize::from(!p[m]);
+        for (captions, &kept) in b.captions.iter().zip(p) {
+            assert_eq!(captions[i].is_empty(), !kept);
+            dropped += usize::from(!kept);
         }
     }
     assert!(dropped > 0);
