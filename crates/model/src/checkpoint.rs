@@ -193,15 +193,26 @@ impl Checkpoint {
         let bytes = self
             .blob("model")
             .ok_or_else(|| format_error(path, "no `model` part"))?;
-        let record = Recorder::<B>::load::<<NextModel<B> as Module<B>>::Record>(
-            &recorder(),
-            bytes.to_vec(),
-            device,
-        )
-        .map_err(|e| ModelError::Checkpoint {
+        // Burn's record decoder panics on some byte layouts of another module structure (e.g. a
+        // record written by an older next-reid): turn that into an error naming the file too.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Recorder::<B>::load::<<NextModel<B> as Module<B>>::Record>(
+                &recorder(),
+                bytes.to_vec(),
+                device,
+            )
+        }));
+        let not_a_record = |e: String| ModelError::Checkpoint {
             path: path.to_path_buf(),
-            message: format!("the `model` part is not a NEXT record: {e}"),
-        })?;
+            message: format!(
+                "the `model` part is not a record of this model's structure (written by another \
+                 next-reid version or damaged): {e}"
+            ),
+        };
+        let record = match decoded {
+            Ok(result) => result.map_err(|e| not_a_record(e.to_string()))?,
+            Err(_) => return Err(not_a_record("the record decoder failed".into())),
+        };
         Ok(model.load_record(record))
     }
 }
