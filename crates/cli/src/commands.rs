@@ -13,8 +13,8 @@ use next_reid::train::image_query::{
     extract_triplets, scan_triplet_dir, triplet_record, ImageTriplet,
 };
 use next_reid::train::{
-    evaluate_model, evaluate_umm, extract, format_table, format_umm_table, prepare, EvalSettings,
-    Extracted, SettingResult, StepInfo, TrainConfig, TrainOptions,
+    embedding_spread, evaluate_model, evaluate_umm, extract, format_table, format_umm_table,
+    prepare, EvalSettings, Extracted, SettingResult, StepInfo, TrainConfig, TrainOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -200,6 +200,9 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
             .ok_or_else(|| RunError::Usage("next eval needs --checkpoint or --features".into()))?;
         let (cfg, dataset, model) = open_checkpoint::<B>(checkpoint, &a.overrides, device)?;
         let settings = EvalSettings::from_config(&cfg.train_config(), true);
+        let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
+        let spread = embedding_spread(&model, &dataset.query, transform, &settings, device)?;
+        print!("feature spread of the query set\n{}", spread.lines());
         let results = evaluate_model(&model, &dataset, &settings, !a.no_missing, device)?.0;
         print!("{}", format_table("evaluation (%)", &results));
         if !a.no_missing {

@@ -11,8 +11,8 @@ use next_reid::common::Progress;
 use next_reid::data::{write_synthetic, DatasetConfig};
 use next_reid::model::ClipSource;
 use next_reid::train::{
-    build_model, evaluate_model, format_table, resolve_model_config, train, EvalSettings,
-    TrainOptions,
+    build_model, embedding_spread, evaluate_model, format_table, resolve_model_config, train,
+    EvalSettings, TrainOptions,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -114,6 +114,8 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         &report_dir.join("missing_modalities.png"),
         &[("untrained", &before), (&trained_name, &after)],
     )?;
+    let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
+    let spread = embedding_spread(&outcome.model, &dataset.query, transform, &settings, device)?;
 
     let mut text = String::new();
     text.push_str(&format!(
@@ -132,6 +134,10 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     let gain = after[0].map - before[0].map;
     text.push_str(&format!(
         "mAP gain from training: {gain:+.2} points; training took {train_secs:.0} s\n"
+    ));
+    text.push_str(&format!(
+        "feature spread of the trained model's query features\n{}",
+        spread.lines()
     ));
     if let Some(counts) = counts {
         for (e, c) in counts.iter().enumerate() {
@@ -155,7 +161,7 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     print!("{text}");
     next_reid::common::write_atomic(report_dir.join("summary.txt"), text.as_bytes())?;
     let json = serde_json::json!({
-        "untrained": before, "trained": after, "train_seconds": train_secs,
+        "untrained": before, "trained": after, "train_seconds": train_secs, "spread": spread,
         "epochs": outcome.history,
     });
     let json = serde_json::to_string_pretty(&json).map_err(|e| RunError::Json {

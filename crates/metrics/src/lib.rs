@@ -18,6 +18,7 @@ mod io;
 mod ranking;
 mod report;
 mod rerank;
+mod spread;
 
 pub use config::{Distance, EvalConfig, EvalProtocol};
 pub use dense::{distance_matrix, evaluate_distance_matrix};
@@ -28,3 +29,4 @@ pub use io::FeatureSet;
 pub use ranking::{top_k, Neighbour};
 pub use report::{EvalReport, QueryStats, Summary};
 pub use rerank::{RerankConfig, Reranked};
+pub use spread::{feature_spread, CosineSummary, FeatureSpread, SPREAD_MAX_ROWS};

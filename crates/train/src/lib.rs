@@ -30,6 +30,7 @@ pub mod logs;
 pub mod loss_scale;
 pub mod params;
 pub mod schedule;
+pub mod spread;
 pub mod text_cache;
 pub mod trainer;
 pub mod umm;
@@ -40,6 +41,7 @@ pub use evaluate::{
     ModalityMask, SettingResult,
 };
 pub use extractor::FeatureExtractor;
+pub use spread::{embedding_spread, EmbeddingSpread};
 pub use trainer::{
     build_model, prepare, resolve_model_config, train, EpochRecord, StepHook, StepInfo,
     TrainOptions, TrainOutcome, Training,
