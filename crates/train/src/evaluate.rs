@@ -156,12 +156,7 @@ fn extract_cached<B: Backend>(
             present,
             mask,
         )?;
-        dim = feats.dims()[1];
-        let data = feats.into_data().convert::<f32>();
-        rows.extend(data.as_slice::<f32>().map_err(|e| TrainError::TensorData {
-            what: "features",
-            message: format!("{e:?}"),
-        })?);
+        dim = append_rows(&mut rows, feats)?;
         for i in 0..n {
             meta.push(SampleMeta::new(
                 batch.raw_pids[i],
@@ -375,6 +370,20 @@ pub fn format_table(title: &str, results: &[SettingResult]) -> String {
         ));
     }
     out
+}
+
+/// Append the rows of a feature batch `[n, dim]` to `rows`; returns `dim`.
+pub(crate) fn append_rows<B: Backend>(
+    rows: &mut Vec<f32>,
+    features: burn::tensor::Tensor<B, 2>,
+) -> Result<usize, TrainError> {
+    let dim = features.dims()[1];
+    let data = features.into_data().convert::<f32>();
+    rows.extend(data.as_slice::<f32>().map_err(|e| TrainError::TensorData {
+        what: "features",
+        message: format!("{e:?}"),
+    })?);
+    Ok(dim)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Features of image triplets given outside the dataset: `--rgb/--nir/--tir` files or a folder
 //! with `RGB/ NI/ TI/` subfolders paired by file name; a missing modality is zero-filled.
 
-use crate::evaluate::Extracted;
+use crate::evaluate::{append_rows, Extracted};
 use crate::TrainError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -130,12 +130,7 @@ pub fn extract_triplets<B: Backend>(
             )),
             captions: None,
         })?;
-        dim = feats.dims()[1];
-        let data = feats.into_data().convert::<f32>();
-        rows.extend(data.as_slice::<f32>().map_err(|e| TrainError::TensorData {
-            what: "features",
-            message: format!("{e:?}"),
-        })?);
+        dim = append_rows(&mut rows, feats)?;
     }
     Ok(Extracted {
         features: Features::new(rows, triplets.len(), dim)?,
