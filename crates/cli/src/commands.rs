@@ -13,14 +13,18 @@ use next_reid::train::image_query::{
     extract_triplets, scan_triplet_dir, triplet_record, ImageTriplet,
 };
 use next_reid::train::{
-    embedding_spread, evaluate_model, evaluate_umm, extract, format_table, format_umm_table,
-    prepare, EvalSettings, Extracted, SettingResult, StepInfo, TrainConfig, TrainOptions,
+    embedding_spread, evaluate_model, evaluate_umm, expert_mask_stats, extract, format_table,
+    format_umm_table, prepare_parallel, DataParallel, EvalSettings, Extracted, NodeConfig,
+    SettingResult, StepInfo, TrainConfig, TrainOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The embedded demo configuration (configs/synthetic.toml).
 pub const DEMO_CONFIG: &str = include_str!("../../../configs/synthetic.toml");
+
+/// The embedded configuration of the demo's UMM part (configs/umm_synthetic.toml).
+pub const DEMO_UMM_CONFIG: &str = include_str!("../../../configs/umm_synthetic.toml");
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), RunError> {
@@ -51,8 +55,14 @@ fn run_on<B: AutodiffBackend>(command: Command) -> Result<(), RunError> {
         Command::Search(a) => cmd_search::<B::InnerBackend>(&a, &device),
         Command::Synth(a) => cmd_synth(&a),
         Command::Demo(a) => crate::demo::run_demo::<B>(&a, &device),
+        Command::Ablate(a) => crate::research::cmd_ablate::<B>(&a, &device),
+        Command::Pretrain(a) => crate::research::cmd_pretrain::<B>(&a, &device),
         Command::Info(a) => cmd_info::<B>(&a),
         Command::Caption(c) => Ok(c.run()?),
+        Command::Orchestrator(a) => {
+            eprintln!("orchestrator listening on port {}", a.port);
+            Ok(next_reid::train::distributed::run_orchestrator(a.port)?)
+        }
     }
 }
 
@@ -86,10 +96,36 @@ fn cmd_train<B: AutodiffBackend>(a: &TrainArgs, device: &B::Device) -> Result<()
         verbose: true,
         step_hook: a.hang_after_epoch.map(hang_after_epoch),
     };
+    let parallel = DataParallel {
+        devices: a.devices,
+        node: a.rank.map(|rank| NodeConfig {
+            rank,
+            num_nodes: a.world_size.unwrap_or(1),
+            orchestrator: a.orchestrator.clone().unwrap_or_default(),
+        }),
+        timeout: std::time::Duration::from_secs(a.collective_timeout),
+    };
+    let devices = match a.devices {
+        1 => vec![device.clone()],
+        n => next_reid::train::distributed::devices::<B>(n),
+    };
     // Every check (folder, checkpoint, architecture) passes before anything is written.
-    let training = prepare::<B>(&cfg.model, &cfg.train_config(), &dataset, &opts, device)?;
-    next_reid::common::write_atomic(a.out.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let training = prepare_parallel::<B>(
+        &cfg.model,
+        &cfg.train_config(),
+        &dataset,
+        &opts,
+        &parallel,
+        &devices,
+    )?;
+    let writes = parallel.global_rank(0) == 0;
+    if writes {
+        next_reid::common::write_atomic(a.out.join("config.toml"), cfg.to_file_text()?.as_bytes())?;
+    }
     let outcome = training.run()?;
+    if !writes {
+        return Ok(());
+    }
     write_curves(&a.out, &a.out.join("steps.jsonl"), &outcome.history)?;
     if let Some((epoch, map)) = outcome.best {
         println!(
@@ -172,7 +208,12 @@ pub fn open_checkpoint<B: Backend>(
     Ok((cfg, dataset, model))
 }
 
-fn write_json(path: &Path, what: &str, value: &impl serde::Serialize) -> Result<(), RunError> {
+/// Write `value` as pretty JSON to `path` (atomically); `what` names it in errors.
+pub(crate) fn write_json(
+    path: &Path,
+    what: &str,
+    value: &impl serde::Serialize,
+) -> Result<(), RunError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Json {
         what: what.to_string(),
         message: e.to_string(),
@@ -198,11 +239,20 @@ fn cmd_eval<B: Backend>(a: &EvalArgs, device: &B::Device) -> Result<(), RunError
             .checkpoint
             .as_ref()
             .ok_or_else(|| RunError::Usage("next eval needs --checkpoint or --features".into()))?;
+        let protocols = crate::any_query::requested_protocols(a)?;
         let (cfg, dataset, model) = open_checkpoint::<B>(checkpoint, &a.overrides, device)?;
+        if let Some(protocols) = protocols {
+            return crate::any_query::eval_protocols(a, &protocols, &cfg, &dataset, &model, device);
+        }
         let settings = EvalSettings::from_config(&cfg.train_config(), true);
         let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
         let spread = embedding_spread(&model, &dataset.query, transform, &settings, device)?;
         print!("feature spread of the query set\n{}", spread.lines());
+        if let Some(stats) =
+            expert_mask_stats(&model, &dataset.query, transform, &settings, device)?
+        {
+            print!("{stats}");
+        }
         let results = evaluate_model(&model, &dataset, &settings, !a.no_missing, device)?.0;
         print!("{}", format_table("evaluation (%)", &results));
         if !a.no_missing {
@@ -292,6 +342,9 @@ fn cmd_embed<B: Backend>(a: &EmbedArgs, device: &B::Device) -> Result<(), RunErr
 
 fn cmd_search<B: Backend>(a: &SearchArgs, device: &B::Device) -> Result<(), RunError> {
     let (cfg, dataset, model) = open_checkpoint::<B>(&a.checkpoint, &a.overrides, device)?;
+    if crate::any_query::is_any_query(a) {
+        return crate::any_query::search_any(a, &cfg, &dataset, &model, device);
+    }
     let settings = EvalSettings::from_config(&cfg.train_config(), false);
     let mut triplets = Vec::new();
     if let Some(dir) = &a.query_dir {
@@ -423,12 +476,17 @@ fn cmd_synth(a: &SynthArgs) -> Result<(), RunError> {
     let (data, summary) = crate::demo::write_synthetic_benchmark(&cfg, &a.out)?;
     println!("{summary}");
     println!(
-        "use it with: --set data.root={} --set data.kind=rgbnt201 --set data.captions={}",
+        "use it with: --set data.root={} --set data.kind=rgbnt201 --set data.captions={}{}",
         data.root.display(),
         data.captions
             .as_ref()
             .map(|c| c.display().to_string())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if cfg.synthetic.sketches {
+            " --set data.sketch=folder"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -461,7 +519,7 @@ pub fn write_eval_pictures<B: Backend>(
     query: &Extracted,
     gallery: &Extracted,
     device: &B::Device,
-) -> Result<Option<Vec<[f64; 3]>>, RunError> {
+) -> Result<(), RunError> {
     let ecfg = eval_config(dataset, cfg.eval.max_rank);
     write_rank_lists(
         &dir.join("rank_lists.png"),

@@ -98,6 +98,12 @@ impl RunConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// The configuration as the text of a `config.toml` written beside a run: relative paths
+    /// made absolute, so `next train --config RUN/config.toml` works from any folder.
+    pub fn to_file_text(&self) -> Result<String, ConfigError> {
+        layout()?.file_text(self)
+    }
+
     /// The library's training configuration (solver, loader, evaluation).
     pub fn train_config(&self) -> TrainConfig {
         TrainConfig {
@@ -173,6 +179,29 @@ mod tests {
         assert!(RunConfig::from_toml_str("", &["loader.batch_size=4".into()]).is_err());
         let err = RunConfig::from_toml_str("", &["model.tmse.num_expert=2".into()]).unwrap_err();
         assert!(err.to_string().contains("model.tmse.num_experts"), "{err}");
+    }
+
+    #[test]
+    fn a_saved_config_reads_back_with_the_same_paths_from_another_folder() {
+        let mut cfg = RunConfig::default();
+        cfg.data.root = PathBuf::from("runs/d1/data");
+        cfg.model.clip = next_reid::model::ClipSource::HfDir(PathBuf::from("runs/d1/clip"));
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join("nested/config.toml");
+        std::fs::create_dir_all(saved.parent().unwrap()).unwrap();
+        std::fs::write(&saved, cfg.to_file_text().unwrap()).unwrap();
+        let back = RunConfig::load(Some(&saved), &[]).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(back.data.root, cwd.join("runs/d1/data"));
+        assert_eq!(
+            back.model.clip,
+            next_reid::model::ClipSource::HfDir(cwd.join("runs/d1/clip"))
+        );
+        // Preset names are not paths.
+        let preset = RunConfig::default();
+        std::fs::write(&saved, preset.to_file_text().unwrap()).unwrap();
+        let back = RunConfig::load(Some(&saved), &[]).unwrap();
+        assert_eq!(back.model.clip, preset.model.clip);
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! `next demo`: write the synthetic benchmark, evaluate an untrained small NEXT, train it on the
 //! CPU, evaluate again (all modalities and the six missing-modality settings) and write a report
-//! folder with curves, a missing-modality bar chart, rank lists and expert sampling masks.
+//! folder with curves, a missing-modality bar chart, rank lists and expert sampling masks. Then
+//! the UMM part (unless `--no-umm`): train UMM (configs/umm_synthetic.toml) on the same data,
+//! evaluate both models under every missing and uncertain setting ([`UmmComparison`]) and add
+//! the NEXT-vs-UMM table, the goals and a bar chart (`umm_missing.png`) to the report.
 
-use crate::commands::{open_dataset, write_eval_pictures, DemoArgs, DEMO_CONFIG};
+use crate::commands::{open_dataset, write_eval_pictures, DemoArgs, DEMO_CONFIG, DEMO_UMM_CONFIG};
 use crate::config::RunConfig;
 use crate::report::{write_curves, write_missing_modality_chart};
+use crate::umm_chart::write_umm_chart;
 use crate::RunError;
 use burn::tensor::backend::AutodiffBackend;
 use next_reid::common::Progress;
-use next_reid::data::{write_synthetic, DatasetConfig};
-use next_reid::model::ClipSource;
+use next_reid::data::{write_synthetic, Dataset, DatasetConfig};
+use next_reid::model::{ClipSource, NextModel};
 use next_reid::train::{
-    build_model, embedding_spread, evaluate_model, format_table, resolve_model_config, train,
-    EvalSettings, TrainOptions,
+    build_model, embedding_spread, evaluate_model, expert_mask_stats, format_table,
+    resolve_model_config, train, EvalSettings, TrainOptions, UmmComparison,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -46,7 +50,8 @@ pub fn write_synthetic_benchmark(
     Ok((data, line))
 }
 
-/// The demo configuration with its data folder under `out` (and a CLIP folder if given).
+/// The demo configuration with its data folder under `out` and its embedded pretrained CLIP
+/// written there (or the CLIP folder given).
 pub fn demo_config(
     out: &Path,
     clip: Option<&Path>,
@@ -57,8 +62,66 @@ pub fn demo_config(
     if let Some(dir) = clip {
         cfg.model.clip = ClipSource::HfDir(dir.to_path_buf());
         cfg.data.normalization = next_reid::data::Normalization::Clip;
+    } else {
+        cfg.model.clip = crate::demo_clip::materialise_demo_clip(&cfg.model.clip, out)?;
     }
     Ok(cfg)
+}
+
+/// The configuration of the demo's UMM part: configs/umm_synthetic.toml with the same
+/// overrides as the NEXT part, reading the NEXT part's `data` with its CLIP (`next.model.clip`:
+/// the materialised demo CLIP or the `--clip` folder).
+pub fn demo_umm_config(next: &RunConfig, overrides: &[String]) -> Result<RunConfig, RunError> {
+    let mut cfg =
+        RunConfig::from_toml_text("configs/umm_synthetic.toml", DEMO_UMM_CONFIG, overrides)?;
+    cfg.data = next.data.clone();
+    cfg.model.clip = next.model.clip.clone();
+    Ok(cfg)
+}
+
+/// What the UMM part adds to the demo.
+struct UmmPart {
+    comparison: UmmComparison,
+    epochs: usize,
+    train_secs: f64,
+}
+
+/// The UMM part: train UMM on `dataset` into `report_dir/umm` (checkpoints, logs, curves),
+/// evaluate it and the trained NEXT `next` under every missing / uncertain setting, and draw
+/// `report_dir/umm_missing.png`.
+fn run_umm_part<B: AutodiffBackend>(
+    cfg: &RunConfig,
+    dataset: &Dataset,
+    next: &NextModel<B::InnerBackend>,
+    report_dir: &Path,
+    device: &B::Device,
+) -> Result<UmmPart, RunError> {
+    let umm_dir = report_dir.join("umm");
+    let opts = TrainOptions {
+        out_dir: umm_dir.clone(),
+        force: true,
+        verbose: true,
+        ..TrainOptions::default()
+    };
+    eprintln!("training UMM on the same data ...");
+    next_reid::common::write_atomic(umm_dir.join("config.toml"), cfg.to_file_text()?.as_bytes())?;
+    let train_cfg = cfg.train_config();
+    let started = Instant::now();
+    let outcome = train::<B>(&cfg.model, &train_cfg, dataset, &opts, device)?;
+    let train_secs = started.elapsed().as_secs_f64();
+    write_curves(&umm_dir, &umm_dir.join("steps.jsonl"), &outcome.history)?;
+    eprintln!("evaluating NEXT and UMM under missing and uncertain modalities ...");
+    let settings = EvalSettings::from_config(&train_cfg, false);
+    let comparison = UmmComparison::evaluate(next, &outcome.model, dataset, &settings, device)?;
+    write_umm_chart(
+        &report_dir.join("umm_missing.png"),
+        &[("NEXT", &comparison.next), ("UMM", &comparison.umm)],
+    )?;
+    Ok(UmmPart {
+        comparison,
+        epochs: cfg.solver.epochs,
+        train_secs,
+    })
 }
 
 /// Run the whole demo.
@@ -77,6 +140,9 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     let model_cfg = resolve_model_config(&cfg.model, &dataset);
     let (untrained, _) = build_model::<B::InnerBackend>(&model_cfg, cfg.solver.seed, device)?;
     let (before, ..) = evaluate_model(&untrained, &dataset, &settings, true, device)?;
+    let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
+    let experts_before =
+        expert_mask_stats(&untrained, &dataset.query, transform, &settings, device)?;
     drop(untrained);
 
     // The demo regenerates its whole --out folder (data included): its run is always replaced.
@@ -86,7 +152,10 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         verbose: true,
         ..TrainOptions::default()
     };
-    next_reid::common::write_atomic(report_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    next_reid::common::write_atomic(
+        report_dir.join("config.toml"),
+        cfg.to_file_text()?.as_bytes(),
+    )?;
     let train_started = Instant::now();
     let outcome = train::<B>(&cfg.model, &train_cfg, &dataset, &opts, device)?;
     write_curves(
@@ -99,7 +168,7 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     eprintln!("evaluating the trained model ...");
     let (after, query, gallery, _) =
         evaluate_model(&outcome.model, &dataset, &settings, true, device)?;
-    let counts = write_eval_pictures(
+    write_eval_pictures(
         &report_dir,
         &cfg,
         &dataset,
@@ -114,8 +183,19 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         &report_dir.join("missing_modalities.png"),
         &[("untrained", &before), (&trained_name, &after)],
     )?;
-    let transform = next_reid::data::TransformConfig::from_dataset(&dataset.config);
     let spread = embedding_spread(&outcome.model, &dataset.query, transform, &settings, device)?;
+    let umm = if a.no_umm {
+        None
+    } else {
+        let umm_cfg = demo_umm_config(&cfg, &a.overrides)?;
+        Some(run_umm_part::<B>(
+            &umm_cfg,
+            &dataset,
+            &outcome.model,
+            &report_dir,
+            device,
+        )?)
+    };
 
     let mut text = String::new();
     text.push_str(&format!(
@@ -139,20 +219,24 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
         "feature spread of the trained model's query features\n{}",
         spread.lines()
     ));
-    if let Some(counts) = counts {
-        for (e, c) in counts.iter().enumerate() {
-            text.push_str(&format!(
-                "semantic expert {}: tokens kept per modality RGB {:.1}, NIR {:.1}, TIR {:.1}\n",
-                e + 1,
-                c[0],
-                c[1],
-                c[2]
-            ));
+    let experts = expert_mask_stats(&outcome.model, &dataset.query, transform, &settings, device)?;
+    for (name, stats) in [("untrained", &experts_before), ("trained", &experts)] {
+        if let Some(stats) = stats {
+            text.push_str(&format!("{name} model, query set: {stats}"));
         }
     }
+    if let Some(umm) = &umm {
+        text.push_str(&format!(
+            "UMM (configs/umm_synthetic.toml, {} epochs, trained in {:.0} s) against the trained NEXT\n{}",
+            umm.epochs,
+            umm.train_secs,
+            umm.comparison.format_table()
+        ));
+    }
     text.push_str(&format!(
-        "report: {} (loss.png, lr.png, map.png, missing_modalities.png, rank_lists.png, expert_masks.png, results.json)\n",
-        report_dir.display()
+        "report: {} (loss.png, lr.png, map.png, missing_modalities.png, rank_lists.png, expert_masks.png, {}results.json)\n",
+        report_dir.display(),
+        if umm.is_some() { "umm_missing.png, umm/, " } else { "" }
     ));
     text.push_str(&format!(
         "total time {:.0} s\n",
@@ -162,7 +246,12 @@ pub fn run_demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<
     next_reid::common::write_atomic(report_dir.join("summary.txt"), text.as_bytes())?;
     let json = serde_json::json!({
         "untrained": before, "trained": after, "train_seconds": train_secs, "spread": spread,
+        "experts": { "untrained": experts_before, "trained": experts },
         "epochs": outcome.history,
+        "umm": umm.as_ref().map(|u| serde_json::json!({
+            "epochs": u.epochs, "train_seconds": u.train_secs,
+            "comparison": u.comparison, "goals": u.comparison.goals(),
+        })),
     });
     let json = serde_json::to_string_pretty(&json).map_err(|e| RunError::Json {
         what: "demo results".into(),

@@ -4,16 +4,19 @@
 
 #![warn(missing_docs)]
 
+pub mod any_query;
 pub mod args;
 pub mod caption_args;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod demo_clip;
 pub mod font;
 pub mod grid;
 pub mod npy;
 pub mod plot;
 pub mod report;
+pub mod research;
 pub mod umm_chart;
 
 /// Every error a `next` command can end with.

@@ -7,6 +7,7 @@ use crate::RunError;
 use burn::tensor::backend::Backend;
 use image::imageops::FilterType;
 use image::RgbImage;
+use next_reid::common::Modality;
 use next_reid::data::transform::{decode_image, load_triplet};
 use next_reid::data::TripletImages;
 use next_reid::data::{eval_stream, Dataset, TransformConfig, TripletRecord};
@@ -213,17 +214,18 @@ pub fn write_rank_lists(
 }
 
 /// Draw the token-sampling masks of the semantic experts for a few query samples (Fig. 9): one
-/// row per sample, one column per (expert, modality); dropped tokens are dimmed. Returns the mean
-/// number of kept tokens per expert and modality over the drawn samples.
+/// row per sample, one column per (expert, modality); dropped tokens are dimmed. Nothing is
+/// drawn for a model without semantic experts. The token counts and overlaps over the whole
+/// query set are [`next_reid::train::expert_mask_stats`]'s.
 pub fn write_expert_masks<B: Backend>(
     path: &Path,
     model: &NextModel<B>,
     dataset: &Dataset,
     samples: usize,
     device: &B::Device,
-) -> Result<Option<Vec<[f64; 3]>>, RunError> {
+) -> Result<(), RunError> {
     let Some(tmse) = &model.tmse else {
-        return Ok(None);
+        return Ok(());
     };
     // One sample per identity, so that the rows show different people.
     let mut seen = std::collections::HashSet::new();
@@ -235,12 +237,12 @@ pub fn write_expert_masks<B: Backend>(
         .cloned()
         .collect();
     if records.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let transform = TransformConfig::from_dataset(&dataset.config);
     let mut stream = eval_stream(&records, transform, records.len(), 1, 1)?;
     let Some(batch) = stream.next_tensors::<B>(device) else {
-        return Ok(None);
+        return Ok(());
     };
     let batch = batch?;
     let [h, w] = dataset.config.size();
@@ -278,11 +280,10 @@ pub fn write_expert_masks<B: Backend>(
         })?;
     let mut cells = Vec::new();
     let mut names = Vec::new();
-    let mut counts = vec![[0.0f64; 3]; k];
     for (s, record) in records.iter().enumerate().take(b) {
         let images = load_triplet(&record.images)?;
         let mut row = Vec::new();
-        for (e, count) in counts.iter_mut().enumerate() {
+        for e in 0..k {
             for (mi, img) in images.iter().enumerate().take(m) {
                 let img = image::imageops::resize(
                     img,
@@ -292,7 +293,6 @@ pub fn write_expert_masks<B: Backend>(
                 );
                 let start = ((s * k + e) * m + mi) * n;
                 let mask: Vec<bool> = masks[start..start + n].iter().map(|v| *v > 0.5).collect();
-                count[mi] += mask.iter().filter(|v| **v).count() as f64 / b as f64;
                 row.push(overlay_mask(&img, &mask, rows, cols));
             }
         }
@@ -300,9 +300,9 @@ pub fn write_expert_masks<B: Backend>(
         names.push(format!("identity {}", record.pid));
     }
     let columns: Vec<String> = (1..=k)
-        .flat_map(|e| ["RGB", "NIR", "TIR"].map(|t| format!("expert {e}, {t}")))
+        .flat_map(|e| Modality::ALL.map(|m| format!("expert {e}, {m}")))
         .collect();
     let picture = picture_table(&names, &columns, &cells)?;
     save_png(&picture, path)?;
-    Ok(Some(counts))
+    Ok(())
 }

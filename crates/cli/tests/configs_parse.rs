@@ -104,3 +104,42 @@ fn relative_paths_resolve_against_the_config_files_folder() {
     .to_string();
     assert!(err.starts_with("--set loader.batch_size=many"), "{err}");
 }
+
+#[test]
+fn umm_synthetic_is_the_demo_config_with_umm_on() {
+    let load = |name: &str| {
+        RunConfig::load(Some(&configs_dir().join(format!("{name}.toml"))), &[]).unwrap()
+    };
+    let demo = load("synthetic");
+    let umm = load("umm_synthetic");
+    assert!(umm.model.umm.enabled && umm.umm_augment.enabled);
+    // The same data, model, optimiser and budget as the demo: only the UMM sections differ.
+    let mut rest = umm.clone();
+    rest.name = demo.name.clone();
+    rest.model.umm = demo.model.umm.clone();
+    rest.umm_augment = demo.umm_augment.clone();
+    assert_eq!(
+        rest, demo,
+        "configs/umm_synthetic.toml differs from configs/synthetic.toml outside [model.umm] and [umm_augment]"
+    );
+}
+
+#[test]
+fn query_synthetic_is_the_umm_config_with_the_query_heads_and_sketches() {
+    let load = |name: &str| {
+        RunConfig::load(Some(&configs_dir().join(format!("{name}.toml"))), &[]).unwrap()
+    };
+    let umm = load("umm_synthetic");
+    let query = load("query_synthetic");
+    assert!(query.model.query.sketch && query.model.query.text_head);
+    assert!(query.model.query.align.enabled);
+    // The same data, model, optimiser and budget as the UMM demo: only the query parts differ.
+    let mut rest = query.clone();
+    rest.name = umm.name.clone();
+    rest.data.sketch = umm.data.sketch;
+    rest.model.query = umm.model.query.clone();
+    assert_eq!(
+        rest, umm,
+        "configs/query_synthetic.toml differs from configs/umm_synthetic.toml outside data.sketch and [model.query]"
+    );
+}

@@ -13,6 +13,7 @@
 
 mod config;
 mod error;
+mod hf_save;
 pub mod kernels;
 pub mod layers;
 mod model;
@@ -20,10 +21,12 @@ pub mod precision;
 mod text;
 mod tokenizer;
 mod vision;
+mod vocab;
 mod weights;
 
 pub use config::{ClipConfig, ClipTextConfig, ClipVisionConfig};
 pub use error::ClipError;
+pub use hf_save::save_hf_dir;
 pub use model::{ClipModel, HF_WEIGHTS_FILE};
 pub use precision::Precision;
 pub use text::{ClipText, TextEmbeddings, TextOutput};
@@ -32,6 +35,7 @@ pub use tokenizer::{
     PAD_ID, START_TOKEN,
 };
 pub use vision::{ClipVision, VisionEmbeddings, VisionOutput};
+pub use vocab::{restricted_vocab, RestrictedVocab};
 pub use weights::{
     hf_to_model_path, load_burnpack, load_hf_safetensors, model_path_to_hf, save_burnpack,
     LoadReport, FULL_MODEL_PREFIXES, VISION_ONLY_PREFIXES,

@@ -24,6 +24,11 @@ pub const END_TOKEN: &str = "<|endoftext|>";
 /// The committed `assets/clip/tokenizer.json`, built from OpenAI's BPE merges.
 static BUILTIN_TOKENIZER_JSON: &[u8] = include_bytes!("../../../assets/clip/tokenizer.json");
 
+/// The bytes of the built-in `tokenizer.json`.
+pub(crate) fn builtin_tokenizer_json() -> &'static [u8] {
+    BUILTIN_TOKENIZER_JSON
+}
+
 /// A text as CLIP token ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenizedText {
@@ -99,6 +104,11 @@ impl ClipTokenizer {
         }
         let bytes = next_common::read_file(path)?;
         Self::from_bytes(&bytes, path)
+    }
+
+    /// A tokenizer from the bytes of a `tokenizer.json`; `name` names it in errors.
+    pub fn from_json(bytes: &[u8], name: &Path) -> Result<Self, ClipError> {
+        Self::from_bytes(bytes, name)
     }
 
     /// The tokenizer built from OpenAI's BPE merges and embedded in the crate.

@@ -167,6 +167,20 @@ impl TomlLayout {
             })
     }
 
+    /// `config` as the text of a TOML file that reads back the same from any folder: relative
+    /// path values (relative to the current folder, as `--set` gives them) are made absolute,
+    /// since a file's relative paths resolve against the file's own folder.
+    pub fn file_text<T: Serialize>(&self, config: &T) -> Result<String, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: "configuration to save".into(),
+            message,
+        };
+        let mut tree = toml::Table::try_from(config).map_err(|e| invalid(e.to_string()))?;
+        let cwd = std::env::current_dir().map_err(|e| invalid(format!("current folder: {e}")))?;
+        self.resolve_paths(&mut tree, &cwd);
+        toml::to_string_pretty(&tree).map_err(|e| invalid(e.to_string()))
+    }
+
     /// Relative path values of a file, joined to the file's folder (absolute ones unchanged).
     fn resolve_paths(&self, tree: &mut toml::Table, base: &Path) {
         for key in &self.path_keys {

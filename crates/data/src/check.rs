@@ -2,7 +2,7 @@
 //! size within the configured limit, JPEG completeness) and every bad file is reported at once,
 //! before training starts instead of at the first evaluation.
 
-use crate::dataset::TripletRecord;
+use crate::dataset::{SketchImage, TripletRecord};
 use crate::decode::{read_header_file, ImageLimits};
 use crate::error::{DataError, Result};
 use crate::scan::TripletImages;
@@ -25,6 +25,12 @@ pub fn check_image_files<'a>(
             TripletImages::Strip(path) => {
                 files.insert((path.as_path(), true));
             }
+            TripletImages::Partial(paths) => {
+                files.extend(paths.iter().flatten().map(|p| (p.as_path(), false)));
+            }
+        }
+        if let Some(SketchImage::File(path)) = &record.sketch {
+            files.insert((path.as_path(), false));
         }
     }
     let checked = files.len();

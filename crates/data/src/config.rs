@@ -20,6 +20,13 @@ pub enum DatasetKind {
     Wmveid863,
     /// The documented generic layout (see the crate docs).
     Custom,
+    /// Market-Sketch-1K persons: `photo/{train,query}` Market photos and
+    /// `sketch/<style>/{train,query}` sketches named by a 4-digit pid prefix.
+    MarketSketch,
+    /// PKU-Sketch persons: `sketch/<pid>.jpg` and `photo/<pid>_*.jpg`, no official split.
+    PkuSketch,
+    /// Text-ReID (CUHK-PEDES, ICFG-PEDES, RSTPReid): `imgs/` and one JSON annotation file.
+    TextReid,
 }
 
 impl DatasetKind {
@@ -32,6 +39,9 @@ impl DatasetKind {
             DatasetKind::MarketMm => "Market1501-MM",
             DatasetKind::Wmveid863 => "WMVEID863",
             DatasetKind::Custom => "custom",
+            DatasetKind::MarketSketch => "Market-Sketch-1K",
+            DatasetKind::PkuSketch => "PKU-Sketch",
+            DatasetKind::TextReid => "text-ReID (CUHK-PEDES / ICFG-PEDES / RSTPReid)",
         }
     }
 
@@ -50,6 +60,15 @@ impl DatasetKind {
         } else {
             [256, 128]
         }
+    }
+
+    /// Whether the layout holds the three spectra RGB, NIR and TIR per sample (false for the
+    /// sketch and text datasets, whose samples have an RGB photo, a sketch or captions).
+    pub fn is_tri_spectral(self) -> bool {
+        !matches!(
+            self,
+            DatasetKind::MarketSketch | DatasetKind::PkuSketch | DatasetKind::TextReid
+        )
     }
 
     /// Whether the evaluation protocol ignores cameras and excludes same-scene matches instead.
@@ -149,6 +168,44 @@ pub enum AugmentSync {
     Synchronised,
 }
 
+/// Where samples without a drawn sketch of their own get a sketch from (`data.sketch`). The
+/// sketches of the sketch datasets (Market-Sketch-1K, PKU-Sketch) are always read; this switch
+/// is about the other samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SketchSource {
+    /// No sketch (the tri-modal path, unchanged; default).
+    #[default]
+    None,
+    /// A drawn sketch `SK/<name>` beside `RGB/`, `NI/`, `TI/` in every split folder (as the
+    /// synthetic benchmark writes); layouts with `RGB`/`NI`/`TI` folders only.
+    Folder,
+    /// A sketch computed from the sample's RGB photo by XDoG when the batch is loaded.
+    Xdog,
+}
+
+/// Which held-out split of a text-ReID benchmark (`data.eval_split`) becomes the queries and
+/// the gallery: the official `test` (default) or `val`, e.g. to choose a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    /// The entries with `"split": "test"`.
+    #[default]
+    Test,
+    /// The entries with `"split": "val"`.
+    Val,
+}
+
+impl EvalSplit {
+    /// The `split` value of the annotation entries.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Test => "test",
+            EvalSplit::Val => "val",
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -193,6 +250,33 @@ pub struct DatasetConfig {
     /// at once before training starts (default true).
     #[serde(default = "default_true")]
     pub check_images: bool,
+    /// Sketches of samples without their own: `none` (default), `folder` (`SK/`) or `xdog`.
+    #[serde(default)]
+    pub sketch: SketchSource,
+    /// Text-ReID annotation JSON; default the first of `reid_raw.json`, `ICFG-PEDES.json`,
+    /// `data_captions.json` found in the root. Relative paths are taken from the config file.
+    #[serde(default)]
+    pub annotations: Option<PathBuf>,
+    /// PKU-Sketch has no official split: the seed of the draw of its test identities (a quarter
+    /// of them, 50 of 200 as in the protocol of Pang et al. 2018); default 0.
+    #[serde(default)]
+    pub split_seed: u64,
+    /// Text-ReID: the held-out split evaluated, `test` (default) or `val`.
+    #[serde(default)]
+    pub eval_split: EvalSplit,
+    /// Market-Sketch-1K: the sketch styles (`sketch/<style>/` folder names) of the queries, as
+    /// the official `--test_style`; default every style found.
+    #[serde(default)]
+    pub sketch_styles: Option<Vec<String>>,
+    /// Market-Sketch-1K: the sketch styles of the training split (`--train_style`); default
+    /// every style found.
+    #[serde(default)]
+    pub train_sketch_styles: Option<Vec<String>>,
+    /// Sketch queries of one identity fused into one query, the mean of their embeddings (the
+    /// multi-query protocol of Market-Sketch-1K, `--test_mq`); needs a query split apart from
+    /// the gallery. Default false: every sketch is a query of its own.
+    #[serde(default)]
+    pub fuse_sketches: bool,
 }
 
 fn default_max_image_side() -> u32 {
@@ -215,6 +299,13 @@ impl DatasetConfig {
             random_erasing: true,
             max_image_side: default_max_image_side(),
             check_images: true,
+            sketch: SketchSource::None,
+            annotations: None,
+            split_seed: 0,
+            eval_split: EvalSplit::Test,
+            sketch_styles: None,
+            train_sketch_styles: None,
+            fuse_sketches: false,
         }
     }
 
@@ -260,8 +351,12 @@ impl DatasetConfig {
         if cfg.root.is_relative() {
             cfg.root = base.join(&cfg.root);
         }
-        if let Some(c) = cfg.captions.as_mut().filter(|c| c.is_relative()) {
-            *c = base.join(&*c);
+        for p in [cfg.captions.as_mut(), cfg.annotations.as_mut()]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.is_relative())
+        {
+            *p = base.join(&*p);
         }
         Ok(cfg)
     }
@@ -279,6 +374,46 @@ impl DatasetConfig {
             return bad(format!(
                 "image_size must be within 1..=4096, got [{h}, {w}]"
             ));
+        }
+        if self.sketch == SketchSource::Folder
+            && !matches!(
+                self.kind,
+                DatasetKind::Rgbnt201 | DatasetKind::MarketMm | DatasetKind::Custom
+            )
+        {
+            return bad(format!(
+                "sketch = \"folder\" reads SK/ beside the RGB/NI/TI folders, which the {} layout \
+                 does not have; expected \"none\" or \"xdog\" (the own sketches of the sketch \
+                 datasets are always read)",
+                self.kind.name()
+            ));
+        }
+        if self.eval_split != EvalSplit::Test && self.kind != DatasetKind::TextReid {
+            return bad(format!(
+                "eval_split = \"{}\": only the text_reid layout has a val split (the {} layout \
+                 is evaluated on its test split; expected \"test\")",
+                self.eval_split.name(),
+                self.kind.name()
+            ));
+        }
+        for (key, styles) in [
+            ("sketch_styles", &self.sketch_styles),
+            ("train_sketch_styles", &self.train_sketch_styles),
+        ] {
+            let Some(styles) = styles else { continue };
+            if self.kind != DatasetKind::MarketSketch {
+                return bad(format!(
+                    "{key}: sketch styles are folders of the market_sketch layout, not of the \
+                     {} layout",
+                    self.kind.name()
+                ));
+            }
+            if styles.is_empty() || styles.iter().any(|s| s.trim().is_empty()) {
+                return bad(format!(
+                    "{key} = {styles:?}: expected a non-empty list of style folder names such \
+                     as [\"A\", \"C\"] (or no key: every style)"
+                ));
+            }
         }
         if !(16..=65_535).contains(&self.max_image_side) {
             return bad(format!(

@@ -2,7 +2,9 @@
 
 use crate::captions::CaptionTable;
 use crate::check::check_image_files;
-use crate::config::{DatasetConfig, DatasetKind, MissingCaptionPolicy, Split};
+use crate::config::{
+    BadSamplePolicy, DatasetConfig, DatasetKind, MissingCaptionPolicy, SketchSource, Split,
+};
 use crate::error::{DataError, Result};
 use crate::scan::{
     check_unique_keys, require_dir, scan_id_folders, scan_modality_folders, scan_strips,
@@ -12,7 +14,29 @@ use next_common::Modality;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-/// One sample: three aligned modality images of one object, its ids and captions.
+/// Where the sketch of a sample comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SketchImage {
+    /// A drawn sketch file (decoded as one grey channel).
+    File(PathBuf),
+    /// Computed from the sample's RGB photo by XDoG when the batch is loaded
+    /// ([`crate::xdog::xdog_sketch`]).
+    Xdog,
+}
+
+/// Which inputs one sample has: the three spectra, a sketch, a caption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleModalities {
+    /// RGB, NIR, TIR images.
+    pub spectra: [bool; 3],
+    /// A sketch (drawn or computed by XDoG).
+    pub sketch: bool,
+    /// At least one non-empty caption.
+    pub text: bool,
+}
+
+/// One sample: up to three aligned spectra of one object, an optional sketch, its ids and
+/// captions. A tri-modal sample has all three spectra and no sketch unless `data.sketch` asks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TripletRecord {
     /// Caption key (file name; `<vid>_<file>` for WMVEID863).
@@ -27,8 +51,30 @@ pub struct TripletRecord {
     pub camid: i64,
     /// Scene id (MSVR310, WMVEID863), -1 where the dataset has none.
     pub sceneid: i64,
-    /// One caption per modality in RGB, NIR, TIR order ("" where none).
+    /// One caption per modality in RGB, NIR, TIR order ("" where none). A text-ReID caption
+    /// (which describes the RGB photo) sits in the RGB slot.
     pub captions: [String; 3],
+    /// The sketch of the sample, if it has one.
+    pub sketch: Option<SketchImage>,
+}
+
+impl TripletRecord {
+    /// The inputs this sample has.
+    pub fn modalities(&self) -> SampleModalities {
+        SampleModalities {
+            spectra: self.images.present(),
+            sketch: self.sketch.is_some(),
+            text: self.captions.iter().any(|c| !c.trim().is_empty()),
+        }
+    }
+
+    /// The file shown in messages about this sample: its first spectrum, else its sketch file.
+    pub fn primary_file(&self) -> &Path {
+        match (&self.images, &self.sketch) {
+            (TripletImages::Partial([None, None, None]), Some(SketchImage::File(p))) => p,
+            (images, _) => images.primary(),
+        }
+    }
 }
 
 /// Counts of everything imperfect met while loading.
@@ -40,6 +86,10 @@ pub struct LoadReport {
     pub missing_captions: [[usize; 3]; 3],
     /// Images whose caption entry is empty text, per split and modality.
     pub empty_captions: [[usize; 3]; 3],
+    /// Samples left without sketch because `SK/` lacks theirs (policy `skip`), per split.
+    pub missing_sketches: [usize; 3],
+    /// Text-ReID annotation entries of other splits (`val`), not loaded.
+    pub unused_annotations: usize,
 }
 
 impl LoadReport {
@@ -64,6 +114,12 @@ impl LoadReport {
                     out.push(format!("{split:?}: {n} {what}"));
                 }
             }
+            if self.missing_sketches[i] > 0 {
+                out.push(format!(
+                    "{split:?}: {} samples without sketch (missing in SK/)",
+                    self.missing_sketches[i]
+                ));
+            }
             for m in Modality::ALL {
                 let (miss, empty) = (
                     self.missing_captions[i][m.index()],
@@ -75,6 +131,12 @@ impl LoadReport {
                     ));
                 }
             }
+        }
+        if self.unused_annotations > 0 {
+            out.push(format!(
+                "{} annotation entries of other splits (val) not loaded",
+                self.unused_annotations
+            ));
         }
         out
     }
@@ -148,7 +210,11 @@ fn split_dirs(cfg: &DatasetConfig) -> SplitDirs {
         }
         DatasetKind::Msvr310 => ("bounding_box_train", "query3", "bounding_box_test"),
         DatasetKind::Wmveid863 => ("train", "query", "test"),
-        DatasetKind::MarketMm | DatasetKind::Custom => ("train", "query", "gallery"),
+        DatasetKind::MarketMm
+        | DatasetKind::Custom
+        | DatasetKind::MarketSketch
+        | DatasetKind::PkuSketch
+        | DatasetKind::TextReid => ("train", "query", "gallery"),
     };
     SplitDirs {
         train: r.join(t),
@@ -165,7 +231,7 @@ fn scan_split(
     let layout = rules.kind.name();
     let samples = match rules.kind {
         DatasetKind::Rgbnt201 | DatasetKind::MarketMm | DatasetKind::Custom => {
-            let dirs = ["RGB", "NI", "TI"].map(|m| dir.join(m));
+            let dirs = Modality::ALL.map(|m| dir.join(m.caption_tag()));
             for d in &dirs {
                 require_dir(
                     d,
@@ -183,6 +249,12 @@ fn scan_split(
             require_dir(dir, layout, "a split folder of <id>/{vis,ni,th} folders")?;
             let prefix_keys = rules.kind == DatasetKind::Wmveid863;
             scan_id_folders(dir, ["vis", "ni", "th"], rules, prefix_keys, counts)?
+        }
+        DatasetKind::MarketSketch | DatasetKind::PkuSketch | DatasetKind::TextReid => {
+            return Err(DataError::Config {
+                path: dir.to_path_buf(),
+                reason: format!("the {layout} layout has no RGB/NI/TI split folders"),
+            })
         }
     };
     if samples.is_empty() {
@@ -248,6 +320,9 @@ fn attach_captions(
                         let image = match &r.images {
                             TripletImages::Separate(p) => p[m.index()].clone(),
                             TripletImages::Strip(p) => p.clone(),
+                            TripletImages::Partial(p) => p[m.index()]
+                                .clone()
+                                .unwrap_or_else(|| r.primary_file().to_path_buf()),
                         };
                         return Err(DataError::MissingCaption {
                             image,
@@ -263,18 +338,72 @@ fn attach_captions(
     Ok(())
 }
 
+/// The splits of a dataset as read from disk, before relabelling (labels are raw pids).
+pub(crate) struct ReadSplits {
+    /// Train, query and gallery records.
+    pub(crate) splits: [Vec<TripletRecord>; 3],
+    /// Whether the names carry real camera ids.
+    pub(crate) has_camera_ids: bool,
+}
+
 /// Load a dataset as described by `cfg`: scan the splits, pair modalities, relabel training pids,
-/// attach captions. Errors name the file or folder and the rule broken.
+/// attach captions and sketches. Errors name the file or folder and the rule broken.
 pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
     cfg.validate(Path::new("<config>"))?;
     require_dir(&cfg.root, cfg.kind.name(), "the dataset root folder")?;
+    let mut report = LoadReport::default();
+    let read = match cfg.kind {
+        DatasetKind::MarketSketch => crate::sketch_sets::read_market_sketch(cfg, &mut report)?,
+        DatasetKind::PkuSketch => crate::sketch_sets::read_pku_sketch(cfg, &mut report)?,
+        DatasetKind::TextReid => crate::text_reid::read_text_reid(cfg, &mut report)?,
+        _ => read_tri_spectral(cfg, &mut report)?,
+    };
+    let ReadSplits {
+        mut splits,
+        has_camera_ids,
+    } = read;
+    let train_pids: BTreeSet<i64> = splits[0].iter().map(|r| r.pid).collect();
+    let relabel: HashMap<i64, i64> = train_pids
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as i64))
+        .collect();
+    for r in splits[0].iter_mut() {
+        r.label = relabel.get(&r.pid).copied().unwrap_or(r.label);
+    }
+    if cfg.sketch == SketchSource::Xdog {
+        for r in splits.iter_mut().flatten() {
+            if r.sketch.is_none() && r.images.present()[0] {
+                r.sketch = Some(SketchImage::Xdog);
+            }
+        }
+    }
+    if cfg.check_images {
+        check_image_files(splits.iter().flatten(), &cfg.image_limits())?;
+    }
+    let [train, query, gallery] = splits;
+    let num_train_cams = train.iter().map(|r| r.camid).collect::<BTreeSet<_>>().len();
+    Ok(Dataset {
+        config: cfg.clone(),
+        num_train_ids: train_pids.len(),
+        num_train_cams,
+        has_camera_ids,
+        train,
+        query,
+        gallery,
+        report,
+    })
+}
+
+/// Read a layout of the three spectra: scan and pair the splits, attach captions and, with
+/// `data.sketch = "folder"`, the `SK/` sketches.
+fn read_tri_spectral(cfg: &DatasetConfig, report: &mut LoadReport) -> Result<ReadSplits> {
     let rules = ScanRules {
         kind: cfg.kind,
         missing_partner: cfg.missing_partner,
         bad_name: cfg.bad_name,
     };
     let dirs = split_dirs(cfg);
-    let mut report = LoadReport::default();
     let train = scan_split(&dirs.train, &rules, &mut report.scan[0])?;
     let query = scan_split(&dirs.query, &rules, &mut report.scan[1])?;
     let gallery = if dirs.gallery == dirs.query {
@@ -289,31 +418,20 @@ pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
         .chain(&query)
         .chain(&gallery)
         .any(|s| s.ids.camid.is_some());
-    let train_pids: BTreeSet<i64> = train.iter().map(|s| s.ids.pid).collect();
-    let relabel: HashMap<i64, i64> = train_pids
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| (p, i as i64))
-        .collect();
-
     let build = |samples: Vec<ScannedSample>, split: Split| -> Result<Vec<TripletRecord>> {
         samples
             .into_iter()
             .map(|s| {
                 let camid = camera_of(&s, split, has_cams)?;
-                let label = if split == Split::Train {
-                    relabel[&s.ids.pid]
-                } else {
-                    s.ids.pid
-                };
                 Ok(TripletRecord {
                     key: s.key,
                     images: s.images,
                     pid: s.ids.pid,
-                    label,
+                    label: s.ids.pid,
                     camid,
                     sceneid: s.ids.sceneid,
                     captions: Default::default(),
+                    sketch: None,
                 })
             })
             .collect()
@@ -335,23 +453,56 @@ pub fn load_dataset(cfg: &DatasetConfig) -> Result<Dataset> {
                 split,
                 &mut source,
                 cfg.missing_caption,
-                &mut report,
+                report,
             )?;
         }
     }
-    if cfg.check_images {
-        check_image_files(splits.iter().flatten(), &cfg.image_limits())?;
+    if cfg.sketch == SketchSource::Folder {
+        for (split, dir) in Split::ALL
+            .into_iter()
+            .zip([&dirs.train, &dirs.query, &dirs.gallery])
+        {
+            attach_folder_sketches(
+                &mut splits[split.index()],
+                &dir.join("SK"),
+                cfg,
+                split,
+                report,
+            )?;
+        }
     }
-    let [train, query, gallery] = splits;
-    let num_train_cams = train.iter().map(|r| r.camid).collect::<BTreeSet<_>>().len();
-    Ok(Dataset {
-        config: cfg.clone(),
-        num_train_ids: train_pids.len(),
-        num_train_cams,
+    Ok(ReadSplits {
+        splits,
         has_camera_ids: has_cams,
-        train,
-        query,
-        gallery,
-        report,
     })
+}
+
+/// Give every record the sketch of its name in `sketch_dir` (a missing one is an error, or with
+/// `missing_partner = "skip"` leaves the record without sketch and is counted).
+fn attach_folder_sketches(
+    records: &mut [TripletRecord],
+    sketch_dir: &Path,
+    cfg: &DatasetConfig,
+    split: Split,
+    report: &mut LoadReport,
+) -> Result<()> {
+    require_dir(
+        sketch_dir,
+        cfg.kind.name(),
+        "an SK folder of sketches beside RGB, NI and TI (data.sketch = \"folder\")",
+    )?;
+    for r in records.iter_mut() {
+        let path = sketch_dir.join(&r.key);
+        if path.is_file() {
+            r.sketch = Some(SketchImage::File(path));
+        } else if cfg.missing_partner == BadSamplePolicy::Skip {
+            report.missing_sketches[split.index()] += 1;
+        } else {
+            return Err(DataError::MissingSketch {
+                missing: path,
+                present: r.images.primary().to_path_buf(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -42,6 +42,14 @@ impl Pixels {
         }
     }
 
+    /// The image as one grey channel (an RGB image is converted to its luminance).
+    pub fn into_grey(self) -> Pixels {
+        match self {
+            Pixels::Rgb(img) => Pixels::Grey(DynamicImage::ImageRgb8(img).into_luma8()),
+            grey => grey,
+        }
+    }
+
     /// A copy of the columns `x..x + width` over all rows.
     fn crop_columns(&self, x: u32, width: u32) -> Pixels {
         let h = self.dimensions().1;
@@ -265,8 +273,26 @@ pub fn decode_image(path: &Path) -> Result<RgbImage> {
     decode_pixels(path).map(Pixels::into_rgb)
 }
 
+/// Decode the spectra a sample has (`None` where absent), keeping grey images one channel; a
+/// strip is cut into three equal-width crops.
+pub fn load_present_pixels(images: &TripletImages) -> Result<[Option<Pixels>; 3]> {
+    match images {
+        TripletImages::Partial(paths) => {
+            let mut out = [None, None, None];
+            for (slot, path) in out.iter_mut().zip(paths) {
+                if let Some(path) = path {
+                    *slot = Some(decode_pixels(path)?);
+                }
+            }
+            Ok(out)
+        }
+        images => Ok(load_triplet_pixels(images)?.map(Some)),
+    }
+}
+
 /// Decode the three modality images of a sample, keeping grey images one channel; a strip is cut
-/// into three equal-width crops.
+/// into three equal-width crops. An absent spectrum of a partial sample is black, of the size of
+/// the first present one; a sample without any spectrum is an error.
 pub fn load_triplet_pixels(images: &TripletImages) -> Result<[Pixels; 3]> {
     match images {
         TripletImages::Separate(paths) => Ok([
@@ -274,6 +300,17 @@ pub fn load_triplet_pixels(images: &TripletImages) -> Result<[Pixels; 3]> {
             decode_pixels(&paths[1])?,
             decode_pixels(&paths[2])?,
         ]),
+        TripletImages::Partial(_) => {
+            let present = load_present_pixels(images)?;
+            let Some((w, h)) = present.iter().flatten().next().map(Pixels::dimensions) else {
+                return Err(DataError::Setting(
+                    "a sample without RGB, NIR or TIR image (a sketch or text query) has no \
+                     spectra to load"
+                        .into(),
+                ));
+            };
+            Ok(present.map(|p| p.unwrap_or_else(|| Pixels::Grey(GrayImage::new(w, h)))))
+        }
         TripletImages::Strip(path) => {
             let strip = decode_pixels(path)?;
             let (w, h) = strip.dimensions();

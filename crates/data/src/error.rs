@@ -35,6 +35,22 @@ pub enum DataError {
         /// The image that was found.
         present: PathBuf,
     },
+    /// A sample has no sketch in the `SK/` folder that `data.sketch = "folder"` reads.
+    #[error("missing sketch {missing}: data.sketch = \"folder\" expects a sketch of the same name as {present} in SK/ (set missing_partner = \"skip\" to go without)")]
+    MissingSketch {
+        /// The sketch that should exist.
+        missing: PathBuf,
+        /// The RGB image of the sample.
+        present: PathBuf,
+    },
+    /// A text-ReID annotation file is not the expected JSON list, or one entry is malformed.
+    #[error("bad annotation file {path}: {reason}")]
+    BadAnnotation {
+        /// The annotation JSON file.
+        path: PathBuf,
+        /// What is wrong, naming the entry and key.
+        reason: String,
+    },
     /// Two images of one split map to the same sample key.
     #[error("duplicate name {second}: same sample key `{key}` as {first}; names must be unique within a split")]
     DuplicateName {

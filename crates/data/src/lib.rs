@@ -2,13 +2,18 @@
 //!
 //! - [`load_dataset`] reads the five public benchmarks as users have them (RGBNT201, RGBNT100,
 //!   MSVR310, Market1501-MM, WMVEID863) and a documented custom layout, pairs the three modalities
-//!   by file name, relabels training identities and attaches the IDEA/NEXT captions.
+//!   by file name, relabels training identities and attaches the IDEA/NEXT captions; and the
+//!   sketch- and text-ReID benchmarks Market-Sketch-1K, PKU-Sketch ([`sketch_sets`]) and
+//!   CUHK-PEDES / ICFG-PEDES / RSTPReid ([`text_reid`]), whose samples have only some inputs
+//!   ([`TripletRecord::modalities`]).
 //! - [`decode`] reads image files to 8-bit grey or RGB pixels (JPEG straight through zune-jpeg).
 //! - [`transform`] holds the reference train/test transforms on raw `f32` buffers.
 //! - [`PkSampler`] draws P identities x K instances per batch, deterministic from a seed.
 //! - [`BatchStream`] decodes on worker threads ahead of the model and yields [`TripletBatch`]es.
 //! - [`modality_aug`] drops, synthesises and degrades modalities for UMM training and evaluation.
-//! - [`synth`] writes a synthetic tri-spectral benchmark in the RGBNT201 layout.
+//! - [`synth`] writes a synthetic tri-spectral benchmark in the RGBNT201 layout, with a sketch
+//!   of every shot in `SK/`.
+//! - [`xdog`] draws a sketch from an RGB photo (`data.sketch = "xdog"`).
 //!
 //! # Custom layout
 //!
@@ -39,18 +44,24 @@ pub mod modality_aug;
 pub mod names;
 pub mod sampler;
 pub mod scan;
+pub mod sketch_sets;
 pub mod synth;
+pub mod text_reid;
 pub mod transform;
+pub mod xdog;
 
 pub use config::{
-    AugmentSync, BadSamplePolicy, DatasetConfig, DatasetKind, MissingCaptionPolicy, Normalization,
-    Split,
+    AugmentSync, BadSamplePolicy, DatasetConfig, DatasetKind, EvalSplit, MissingCaptionPolicy,
+    Normalization, SketchSource, Split,
 };
-pub use dataset::{load_dataset, Dataset, LoadReport, TripletRecord};
+pub use dataset::{
+    load_dataset, Dataset, LoadReport, SampleModalities, SketchImage, TripletRecord,
+};
 pub use decode::{ImageHeader, ImageLimits};
 pub use error::{DataError, Result};
 pub use loader::{
-    eval_stream, train_stream, BatchStream, HostBatch, LoadMode, LoaderConfig, TripletBatch,
+    eval_stream, train_stream, train_stream_shard, BatchStream, HostBatch, LoadMode, LoaderConfig,
+    TripletBatch,
 };
 pub use modality_aug::{
     apply_missing_setting, apply_test_degradation, augment_batch, BatchPresence, Degradation,
@@ -58,5 +69,6 @@ pub use modality_aug::{
 };
 pub use sampler::{PkSampler, SamplerState};
 pub use scan::TripletImages;
-pub use synth::{write_synthetic, SynthConfig, SynthSummary};
+pub use synth::{write_or_reuse_synthetic, write_synthetic, LookAlikes, SynthConfig, SynthSummary};
 pub use transform::TransformConfig;
+pub use xdog::{xdog_sketch, XdogParams};

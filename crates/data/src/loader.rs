@@ -1,11 +1,13 @@
 //! Batches: worker threads decode and transform samples ahead of the model (a bounded number of
 //! batches in flight), and the consumer packs them into Burn tensors.
 
-use crate::dataset::TripletRecord;
+use crate::dataset::{SketchImage, TripletRecord};
 use crate::error::{DataError, Result};
 use crate::transform::{
-    load_triplet_pixels, mix_seed, test_transform_pixels, train_transform_triplet, TransformConfig,
+    decode_pixels, load_present_pixels, mix_seed, test_transform_pixels, train_transform_present,
+    train_transform_sketch, Pixels, TransformConfig,
 };
+use crate::xdog::{xdog_sketch, XdogParams};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
@@ -95,6 +97,19 @@ pub struct HostBatch {
     pub sceneids: Vec<i64>,
     /// Captions per modality.
     pub captions: [Vec<String>; 3],
+    /// Per sample, which of RGB, NIR, TIR its record has (all true for tri-modal data); the
+    /// pixels of an absent one are zeros.
+    pub present: Vec<[bool; 3]>,
+    /// Sketch pixels `[B, 3, H, W]` (the grey sketch replicated to three channels, normalised
+    /// like the spectra; zeros for a sample without sketch); `None` when no sample of the batch
+    /// has a sketch.
+    pub sketch: Option<Vec<f32>>,
+    /// Per sample, whether it has a sketch.
+    pub sketch_present: Vec<bool>,
+    /// Position of the first sample within its whole batch: a data-parallel rank's part starts
+    /// past the parts of the ranks before it (0 otherwise); per-sample random draws key on the
+    /// whole-batch position, so a sample is augmented the same on any rank.
+    pub first_position: usize,
 }
 
 /// A batch of triplets as tensors.
@@ -116,6 +131,13 @@ pub struct TripletBatch<B: Backend> {
     pub sceneids: Vec<i64>,
     /// Record indices of the samples.
     pub indices: Vec<usize>,
+    /// Per sample, which of RGB, NIR, TIR its record has (absent ones are zero images).
+    pub present: Vec<[bool; 3]>,
+    /// Sketches `[B, 3, H, W]` (one grey channel replicated to three, normalised; zeros where a
+    /// sample has none); `None` when no sample of the batch has a sketch.
+    pub sketch: Option<Tensor<B, 4>>,
+    /// Per sample, whether it has a sketch.
+    pub sketch_present: Vec<bool>,
 }
 
 impl HostBatch {
@@ -140,6 +162,9 @@ impl HostBatch {
             |v: &[i64]| Tensor::<B, 1, Int>::from_data(TensorData::new(v.to_vec(), [n]), device);
         TripletBatch {
             images: [image(p0), image(p1), image(p2)],
+            sketch: self.sketch.map(image),
+            sketch_present: self.sketch_present,
+            present: self.present,
             pids: ints(&self.labels),
             camids: ints(&self.camids),
             captions: self.captions,
@@ -162,6 +187,9 @@ pub enum LoadMode {
         epoch: u64,
         /// Index of the first batch of the job list within its epoch (for resumed epochs).
         first_batch: usize,
+        /// Position of each job's first sample within its whole batch (a data-parallel rank's
+        /// part starts past the parts of the ranks before it; 0 otherwise).
+        first_position: usize,
     },
     /// Test transform (no randomness).
     Eval,
@@ -183,38 +211,73 @@ pub fn load_batch(
             records.len()
         )));
     }
-    // Each sample writes its three images straight into the modality-major batch buffers.
-    // Every value is overwritten; the zeroing runs on the pool, not on one thread.
-    let mut pixels: [Vec<f32>; 3] = std::array::from_fn(|_| {
+    // Each sample writes its images straight into the modality-major batch buffers. Every value
+    // of a present input is overwritten; the zeroing runs on the pool, not on one thread.
+    let zeros = || {
         let mut v = Vec::with_capacity(n * len);
         v.par_extend(rayon::iter::repeat_n(0.0f32, n * len));
         v
-    });
+    };
+    let mut pixels: [Vec<f32>; 3] = std::array::from_fn(|_| zeros());
+    let sketch_present: Vec<bool> = indices
+        .iter()
+        .map(|&i| records[i].sketch.is_some())
+        .collect();
+    let mut sketch = sketch_present.iter().any(|&s| s).then(zeros);
+    let sketch_slots: Vec<Option<&mut [f32]>> = match sketch.as_mut() {
+        Some(buffer) => buffer.chunks_mut(len).map(Some).collect(),
+        None => (0..n).map(|_| None).collect(),
+    };
     let [p0, p1, p2] = &mut pixels;
     p0.par_chunks_mut(len)
         .zip(p1.par_chunks_mut(len))
         .zip(p2.par_chunks_mut(len))
+        .zip(sketch_slots.into_par_iter())
         .zip(indices.par_iter().enumerate())
-        .try_for_each(|(((o0, o1), o2), (pos, &idx))| -> Result<()> {
-            let imgs = load_triplet_pixels(&records[idx].images)?;
-            match mode {
-                LoadMode::Train {
-                    seed,
-                    epoch,
-                    first_batch,
-                } => {
-                    let s =
-                        mix_seed(&[seed, epoch, (first_batch + batch_number) as u64, pos as u64]);
-                    train_transform_triplet(&imgs, cfg, s, [o0, o1, o2]);
-                }
-                LoadMode::Eval => {
-                    for (img, o) in imgs.iter().zip([o0, o1, o2]) {
-                        test_transform_pixels(img, cfg, o);
+        .try_for_each(
+            |((((o0, o1), o2), sketch_out), (pos, &idx))| -> Result<()> {
+                let record = &records[idx];
+                let imgs = load_present_pixels(&record.images)?;
+                let seed = match mode {
+                    LoadMode::Train {
+                        seed,
+                        epoch,
+                        first_batch,
+                        first_position,
+                    } => {
+                        let s = mix_seed(&[
+                            seed,
+                            epoch,
+                            (first_batch + batch_number) as u64,
+                            (first_position + pos) as u64,
+                        ]);
+                        train_transform_present(
+                            &imgs.each_ref().map(Option::as_ref),
+                            cfg,
+                            s,
+                            [o0, o1, o2],
+                        );
+                        Some(s)
+                    }
+                    LoadMode::Eval => {
+                        for (img, o) in imgs.iter().zip([o0, o1, o2]) {
+                            if let Some(img) = img {
+                                test_transform_pixels(img, cfg, o);
+                            }
+                        }
+                        None
+                    }
+                };
+                if let (Some(out), Some(source)) = (sketch_out, &record.sketch) {
+                    let drawn = sketch_pixels(record, source, &imgs[0])?;
+                    match seed {
+                        Some(s) => train_transform_sketch(&drawn, cfg, s, out),
+                        None => test_transform_pixels(&drawn, cfg, out),
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     let pick =
         |f: fn(&TripletRecord) -> i64| indices.iter().map(|&i| f(&records[i])).collect::<Vec<_>>();
     let captions = [0, 1, 2].map(|m| {
@@ -232,7 +295,36 @@ pub fn load_batch(
         camids: pick(|r| r.camid),
         sceneids: pick(|r| r.sceneid),
         captions,
+        present: indices
+            .iter()
+            .map(|&i| records[i].images.present())
+            .collect(),
+        sketch,
+        sketch_present,
+        first_position: match mode {
+            LoadMode::Train { first_position, .. } => first_position,
+            LoadMode::Eval => 0,
+        },
     })
+}
+
+/// The grey sketch of `record`: its file, or the XDoG of its decoded RGB photo `rgb`.
+fn sketch_pixels(
+    record: &TripletRecord,
+    source: &SketchImage,
+    rgb: &Option<Pixels>,
+) -> Result<Pixels> {
+    match (source, rgb) {
+        (SketchImage::File(path), _) => Ok(decode_pixels(path)?.into_grey()),
+        (SketchImage::Xdog, Some(photo)) => {
+            Ok(Pixels::Grey(xdog_sketch(photo, &XdogParams::default())))
+        }
+        (SketchImage::Xdog, None) => Err(DataError::Setting(format!(
+            "sample `{}` ({}) asks for an XDoG sketch but has no RGB photo to draw it from",
+            record.key,
+            record.primary_file().display()
+        ))),
+    }
 }
 
 /// A stream of batches prepared by worker threads, at most `prefetch` ahead of the consumer.
@@ -362,11 +454,29 @@ pub fn train_stream(
     workers: usize,
     prefetch: usize,
 ) -> Result<BatchStream> {
-    let jobs = sampler.resume(state);
+    train_stream_shard(records, sampler, state, cfg, workers, prefetch, 0, 1)
+}
+
+/// Data-parallel rank `rank` of `world`'s part of [`train_stream`]: whole PK groups of every
+/// batch ([`crate::sampler::PkSampler::shard_batches`]), each sample augmented with the seed it
+/// has in the unsharded batch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_stream_shard(
+    records: &[TripletRecord],
+    sampler: &crate::sampler::PkSampler,
+    state: &crate::sampler::SamplerState,
+    cfg: TransformConfig,
+    workers: usize,
+    prefetch: usize,
+    rank: usize,
+    world: usize,
+) -> Result<BatchStream> {
+    let jobs = sampler.shard_batches(sampler.resume(state), rank, world)?;
     let mode = LoadMode::Train {
         seed: state.seed,
         epoch: state.epoch,
         first_batch: state.next_batch,
+        first_position: rank * sampler.shard_len(rank, world)?,
     };
     BatchStream::start(
         Arc::new(records.to_vec()),

@@ -29,6 +29,11 @@ pub fn rule_text(kind: DatasetKind) -> &'static str {
         DatasetKind::Custom => {
             "`PID_cCAM_rest.ext` or `PID_rest.ext` (integer pid, optional camera)"
         }
+        DatasetKind::MarketSketch => {
+            "a Market-style photo name `PPPP_cCsS_FFFFFF_NN.ext` (pid or -1, camera >= 1)"
+        }
+        DatasetKind::PkuSketch => "a photo name `PID_rest.ext` (integer pid first)",
+        DatasetKind::TextReid => "an image listed in the annotation JSON",
     }
 }
 
@@ -81,7 +86,7 @@ pub fn parse_name(kind: DatasetKind, file_name: &str, folder_id: Option<&str>) -
                 _ => fail(),
             }
         }
-        DatasetKind::Rgbnt100 | DatasetKind::MarketMm => {
+        DatasetKind::Rgbnt100 | DatasetKind::MarketMm | DatasetKind::MarketSketch => {
             let (Some(p), Some(c)) = (fields.first(), fields.get(1)) else {
                 return fail();
             };
@@ -129,6 +134,15 @@ pub fn parse_name(kind: DatasetKind, file_name: &str, folder_id: Option<&str>) -
                 _ => fail(),
             }
         }
+        DatasetKind::PkuSketch => match fields.first().and_then(|p| digits(p)) {
+            Some(pid) if fields.len() > 1 => Ok(Some(ParsedName {
+                pid,
+                camid: None,
+                sceneid: -1,
+            })),
+            _ => fail(),
+        },
+        DatasetKind::TextReid => fail(),
         DatasetKind::Custom => {
             let Some(pid) = fields.first().and_then(|p| signed(p)) else {
                 return fail();
@@ -149,6 +163,31 @@ pub fn parse_name(kind: DatasetKind, file_name: &str, folder_id: Option<&str>) -
             }))
         }
     }
+}
+
+/// The naming rule of the sketches of a sketch dataset, in words.
+pub fn sketch_rule_text(kind: DatasetKind) -> &'static str {
+    match kind {
+        DatasetKind::PkuSketch => "a sketch name `PID.ext` (the integer pid alone)",
+        _ => "a sketch name starting with a 4-digit pid (`PPPP_rest.ext` or `PPPP.ext`)",
+    }
+}
+
+/// The pid of a sketch file of a sketch dataset: Market-Sketch-1K names start with a 4-digit
+/// pid (`0002_A.jpg`), PKU-Sketch names are the pid alone (`17.jpg`).
+pub fn parse_sketch_name(kind: DatasetKind, file_name: &str) -> Result<i64, String> {
+    let stem = stem(file_name);
+    let pid = match kind {
+        DatasetKind::PkuSketch => digits(stem),
+        _ => {
+            let head = stem.get(..4).and_then(digits);
+            let rest_ok = stem
+                .get(4..)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()));
+            head.filter(|_| rest_ok)
+        }
+    };
+    pid.ok_or_else(|| sketch_rule_text(kind).to_string())
 }
 
 #[cfg(test)]

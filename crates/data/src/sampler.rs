@@ -135,6 +135,41 @@ impl PkSampler {
         }
     }
 
+    /// Split every batch between `world` data-parallel ranks and keep rank `rank`'s part: each
+    /// rank gets `P / world` whole PK groups (the K samples of an identity stay together, so
+    /// every positive pair is on one rank), rank 0 the first ones, and the parts concatenated in
+    /// rank order are the unsharded batch. `P` must be a multiple of `world`.
+    pub fn shard_batches(
+        &self,
+        batches: Vec<Vec<usize>>,
+        rank: usize,
+        world: usize,
+    ) -> Result<Vec<Vec<usize>>> {
+        let part = self.shard_len(rank, world)?;
+        Ok(batches
+            .into_iter()
+            .map(|batch| {
+                batch
+                    .get(rank * part..(rank + 1) * part)
+                    .unwrap_or(&[])
+                    .to_vec()
+            })
+            .collect())
+    }
+
+    /// Samples of one rank's part of a batch (`batch_size / world`); an error unless `world`
+    /// divides the identities per batch and `rank < world`.
+    pub fn shard_len(&self, rank: usize, world: usize) -> Result<usize> {
+        let p = self.ids_per_batch();
+        if world == 0 || !p.is_multiple_of(world) || rank >= world {
+            return Err(DataError::Setting(format!(
+                "rank {rank} of {world}: the {p} identities of a batch (loader.batch_size / \
+                 loader.instances_per_id) must split evenly between the {world} ranks"
+            )));
+        }
+        Ok(self.batch_size / world)
+    }
+
     /// Rebuild a sampler for `labels` from a saved state (the resume position is `state` itself).
     pub fn from_state(
         labels: &[i64],
@@ -188,6 +223,28 @@ mod tests {
         for (&i, &n) in &seen {
             assert!(n == 1 || labels[i] <= 11, "index {i} used {n} times");
         }
+    }
+
+    #[test]
+    fn shards_hold_whole_pk_groups_and_concatenate_to_the_batch() {
+        let labels = labels();
+        let s = PkSampler::new(&labels, 8, 2, 7).unwrap();
+        let batches = s.epoch_batches(0);
+        let parts: Vec<Vec<Vec<usize>>> = (0..2)
+            .map(|r| s.shard_batches(batches.clone(), r, 2).unwrap())
+            .collect();
+        for (b, batch) in batches.iter().enumerate() {
+            let joined: Vec<usize> = parts.iter().flat_map(|p| p[b].clone()).collect();
+            assert_eq!(&joined, batch);
+            for part in &parts {
+                let ids: Vec<i64> = part[b].iter().map(|&i| labels[i]).collect();
+                assert_eq!(ids.len(), 4);
+                assert!(ids.chunks(2).all(|c| c[0] == c[1]), "{ids:?}");
+                assert_ne!(ids[0], ids[2]);
+            }
+        }
+        assert!(s.shard_batches(batches.clone(), 0, 3).is_err());
+        assert!(s.shard_batches(batches, 2, 2).is_err());
     }
 
     #[test]

@@ -13,14 +13,38 @@ pub enum TripletImages {
     Separate([PathBuf; 3]),
     /// One strip holding RGB, NIR and TIR side by side (RGBNT100, 768x128 cut into thirds).
     Strip(PathBuf),
+    /// Only some of the spectra, in RGB, NIR, TIR order (`None`: absent): the RGB-only photos
+    /// of the sketch and text datasets, or no spectrum at all for a sketch or text query.
+    Partial([Option<PathBuf>; 3]),
 }
 
 impl TripletImages {
-    /// The file shown in messages about this sample (the RGB image or the strip).
+    /// The file shown in messages about this sample (the RGB image, the strip, or the first
+    /// present spectrum; an empty path for a sample without any spectrum).
     pub fn primary(&self) -> &Path {
         match self {
             TripletImages::Separate(paths) => &paths[0],
             TripletImages::Strip(path) => path,
+            TripletImages::Partial(paths) => {
+                paths.iter().flatten().next().map_or(Path::new(""), |p| p)
+            }
+        }
+    }
+
+    /// Which of RGB, NIR, TIR the sample has.
+    pub fn present(&self) -> [bool; 3] {
+        match self {
+            TripletImages::Separate(_) | TripletImages::Strip(_) => [true; 3],
+            TripletImages::Partial(paths) => paths.each_ref().map(Option::is_some),
+        }
+    }
+
+    /// The image file of the RGB photo, if it is a file of its own (not a strip crop).
+    pub fn rgb_file(&self) -> Option<&Path> {
+        match self {
+            TripletImages::Separate(paths) => Some(&paths[0]),
+            TripletImages::Strip(_) => None,
+            TripletImages::Partial(paths) => paths[0].as_deref(),
         }
     }
 }
@@ -125,7 +149,7 @@ pub struct ScanRules {
     pub bad_name: BadSamplePolicy,
 }
 
-fn parse_or_policy(
+pub(crate) fn parse_or_policy(
     rules: &ScanRules,
     name: &str,
     path: &Path,

@@ -2,7 +2,9 @@
 //! laid out channel-first (`[3, H, W]`), ready to be packed into a Burn tensor.
 
 use crate::config::{AugmentSync, DatasetConfig, Normalization};
-pub use crate::decode::{decode_image, decode_pixels, load_triplet, load_triplet_pixels, Pixels};
+pub use crate::decode::{
+    decode_image, decode_pixels, load_present_pixels, load_triplet, load_triplet_pixels, Pixels,
+};
 use image::imageops::FilterType;
 use image::{GrayImage, RgbImage};
 use rand::rngs::SmallRng;
@@ -38,6 +40,14 @@ impl TransformConfig {
     /// Number of `f32` values of one transformed modality image (`3 * H * W`).
     pub fn image_len(&self) -> usize {
         3 * self.size[0] as usize * self.size[1] as usize
+    }
+
+    /// Random stream of input `m` (0 RGB, 1 NIR, 2 TIR, 3 sketch) of a sample's train transform.
+    fn stream(&self, m: usize) -> u64 {
+        match self.sync {
+            AugmentSync::Independent => m as u64,
+            AugmentSync::Synchronised => 0,
+        }
     }
 
     fn lut(&self) -> [[f32; 256]; 3] {
@@ -293,14 +303,30 @@ pub fn train_transform_triplet(
     seed: u64,
     outs: [&mut [f32]; 3],
 ) {
+    train_transform_present(&images.each_ref().map(Some), cfg, seed, outs);
+}
+
+/// [`train_transform_triplet`] of the spectra a sample has: an absent one (`None`) leaves its
+/// output untouched, and the present ones get the same draws as in a full triplet.
+pub fn train_transform_present(
+    images: &[Option<&Pixels>; 3],
+    cfg: &TransformConfig,
+    seed: u64,
+    outs: [&mut [f32]; 3],
+) {
     for (m, (img, out)) in images.iter().zip(outs).enumerate() {
-        let stream = match cfg.sync {
-            AugmentSync::Independent => m as u64,
-            AugmentSync::Synchronised => 0,
-        };
-        let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, stream]));
-        train_transform_pixels(img, cfg, &mut rng, out);
+        if let Some(img) = img {
+            let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, cfg.stream(m)]));
+            train_transform_pixels(img, cfg, &mut rng, out);
+        }
     }
+}
+
+/// Train-transform the sketch of a sample with the sample's seed `seed`: its own random draws
+/// (stream 3), or those of the spectra when the augmentation is synchronised.
+pub fn train_transform_sketch(sketch: &Pixels, cfg: &TransformConfig, seed: u64, out: &mut [f32]) {
+    let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, cfg.stream(3)]));
+    train_transform_pixels(sketch, cfg, &mut rng, out);
 }
 
 #[cfg(test)]

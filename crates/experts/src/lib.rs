@@ -6,13 +6,20 @@
 
 mod block;
 mod csse;
+mod mask_stats;
 mod pooling;
 mod tmse;
 
 pub use block::{ExpertBlock, ExpertBlockConfig};
 pub use csse::{Csse, CsseConfig, CsseOutput, StructureRouter};
-pub use pooling::{masked_mean, straight_through};
-pub use tmse::{SamplingStrategy, SemanticRouter, Tmse, TmseConfig, TmseOutput, TokenRoute};
+pub use mask_stats::{
+    ExpertMaskStats, ExpertOverlap, ExpertTokens, MaskStatsAccumulator, SAME_TOKENS_IOU,
+};
+pub use pooling::{masked_mean, masked_mean_or, straight_through};
+pub use tmse::{
+    MaskGradient, RouteNorm, SamplingStrategy, SemanticRouter, Tmse, TmseConfig, TmseOutput,
+    TokenRoute,
+};
 
 /// Errors of the expert layers: inputs whose shapes do not fit the layer.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,26 @@ pub fn masked_mean<B: Backend>(tokens: Tensor<B, 3>, weights: Tensor<B, 2>) -> T
     summed / total
 }
 
+/// [`masked_mean`] whose empty rows fall back to the mean over the tokens `fallback` `[B, T]`
+/// marks (0/1; every token when `None`) instead of over all tokens.
+pub fn masked_mean_or<B: Backend>(
+    tokens: Tensor<B, 3>,
+    weights: Tensor<B, 2>,
+    fallback: Option<Tensor<B, 2>>,
+) -> Tensor<B, 2> {
+    let Some(fallback) = fallback else {
+        return masked_mean(tokens, weights);
+    };
+    let total = weights.clone().sum_dim(1); // [B, 1]
+    let empty = total.detach().lower_equal_elem(0.0).float(); // 1 where no token is kept
+    let weights = weights + fallback.detach() * empty;
+    let total = weights.clone().sum_dim(1).clamp_min(1e-12);
+    let summed = (tokens * weights.unsqueeze_dim::<3>(2))
+        .sum_dim(1)
+        .squeeze_dim::<2>(1);
+    summed / total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +67,31 @@ mod tests {
         let got: Vec<f32> = masked_mean(tokens, weights).into_data().to_vec().unwrap();
         assert_eq!(got, vec![2.0, 3.0, 3.0, 2.0]);
         assert!(got.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn masked_mean_or_falls_back_to_the_marked_tokens() {
+        let device = Default::default();
+        let tokens = Tensor::<Flex, 3>::from_floats(
+            [
+                [[1.0, 2.0], [100.0, -100.0], [3.0, 4.0]],
+                [[1.0, 1.0], [2.0, 2.0], [6.0, 3.0]],
+            ],
+            &device,
+        );
+        let weights = Tensor::<Flex, 2>::from_floats([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]], &device);
+        let marked = Tensor::<Flex, 2>::from_floats([[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]], &device);
+        let got: Vec<f32> = masked_mean_or(tokens.clone(), weights.clone(), Some(marked))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        // Row 0 keeps tokens: unchanged; row 1 is empty: mean of its tokens 0 and 1.
+        assert_eq!(got, vec![2.0, 3.0, 1.5, 1.5]);
+        let plain: Vec<f32> = masked_mean_or(tokens, weights, None)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(plain, vec![2.0, 3.0, 3.0, 2.0]);
     }
 
     #[test]

@@ -11,10 +11,10 @@
 //! never receive a gradient).
 
 use crate::block::{ExpertBlock, ExpertBlockConfig};
-use crate::pooling::{masked_mean, straight_through};
+use crate::pooling::{masked_mean, masked_mean_or, straight_through};
 use crate::ExpertError;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, sigmoid};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,42 @@ pub enum SamplingStrategy {
     FixedThreshold,
 }
 
+/// Where the straight-through sampling mask enters the expert (the forward value is the same:
+/// the expert block is token-wise, so pooling its output over the sampled tokens equals running
+/// it on the masked tokens; what differs is the mask's gradient and the empty-mask fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskGradient {
+    /// The expert runs on every token and the mask weights only the pooling: a token's score
+    /// learns from how its own expert output would move the pooled feature, and an empty mask
+    /// falls back to the mean over all (present) tokens' outputs (default).
+    Pool,
+    /// The mask also multiplies the expert input (`X = S_st * P`): unsampled tokens enter as
+    /// zeros, so their score gradient is that of the constant `E(0)` plus a per-token input
+    /// gain, and an empty mask pools `E(0)`, the same for every image (the behaviour before
+    /// this switch existed).
+    Input,
+}
+
+/// Scale of a route's inputs to the keep decision `s > tau` (Eqs. 2-3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteNorm {
+    /// As the paper: `s = sigmoid(alpha + delta)`, `tau = sigmoid(FC_3(c))` (default).
+    None,
+    /// Scale-free decisions: the score logits `alpha + delta` of a modality's tokens are
+    /// standardised per sample (minus their mean, over their standard deviation) before the
+    /// sigmoid, and the class token enters `FC_3` scaled to unit RMS. The threshold then
+    /// compares each token with the other tokens of its modality, and neither an offset shared
+    /// by all of a modality's tokens (their common component) nor the modality's token scale
+    /// can keep or drop the whole modality. `FC_3` starts at zero (`tau = 1/2` for every
+    /// image), so at initialisation every route keeps the above-mean tokens of every modality.
+    /// Without it, at initialisation that offset is many times the token-to-token spread and
+    /// every route keeps all or none of a modality's tokens. The threshold still learns how
+    /// many tokens pass.
+    Tokens,
+}
+
 /// TMSE settings (TOML-able). The token width comes from the encoder at `init`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,6 +101,10 @@ pub struct TmseConfig {
     pub modulation_hidden: usize,
     /// Route-score hidden width as a divisor of D (FC_1: D -> D / divisor).
     pub route_hidden_divisor: usize,
+    /// Where the straight-through mask enters the expert.
+    pub mask_gradient: MaskGradient,
+    /// Scale of the route inputs to the keep decision.
+    pub route_norm: RouteNorm,
 }
 
 impl Default for TmseConfig {
@@ -79,6 +119,8 @@ impl Default for TmseConfig {
             fixed_threshold: 0.5,
             modulation_hidden: 16,
             route_hidden_divisor: 4,
+            mask_gradient: MaskGradient::Pool,
+            route_norm: RouteNorm::None,
         }
     }
 }
@@ -108,11 +150,17 @@ impl TmseConfig {
     pub fn init<B: Backend>(&self, dim: usize, device: &B::Device) -> Tmse<B> {
         let hidden = self.route_hidden(dim);
         let mod_hidden = self.modulation_hidden.max(1);
+        // Scale-free routes start from tau = 1/2 for every image: with standardised scores
+        // every route then keeps about half of each modality's tokens (the above-mean ones).
+        let threshold_config = match self.route_norm {
+            RouteNorm::None => LinearConfig::new(dim, 1),
+            RouteNorm::Tokens => LinearConfig::new(dim, 1).with_initializer(Initializer::Zeros),
+        };
         let routes = (0..self.num_routes())
             .map(|_| TokenRoute {
                 score_hidden: LinearConfig::new(dim, hidden).init(device),
                 score_out: LinearConfig::new(hidden, 1).init(device),
-                threshold: LinearConfig::new(dim, 1).init(device),
+                threshold: threshold_config.init(device),
                 modulation_hidden: LinearConfig::new(2, mod_hidden).init(device),
                 modulation_out: LinearConfig::new(mod_hidden, 1).init(device),
             })
@@ -127,6 +175,7 @@ impl TmseConfig {
             sampling: self.sampling,
             top_k_fraction: self.top_k_fraction,
             fixed_threshold: self.fixed_threshold,
+            route_norm: self.route_norm,
         }
     }
 
@@ -179,6 +228,8 @@ pub struct Tmse<B: Backend> {
     pub top_k_fraction: f32,
     /// Threshold of `fixed_threshold`.
     pub fixed_threshold: f32,
+    /// Scale of the route inputs to the keep decision (no weights: not part of the record).
+    pub route_norm: RouteNorm,
 }
 
 /// What TMSE returns for a batch.
@@ -221,7 +272,7 @@ impl<B: Backend> Tmse<B> {
     /// [`Self::forward`] where `modality_mask` `[B, 3]` (1 = present, 0 = absent) removes the
     /// tokens of absent modalities from every sampling mask: an expert pools only over sampled
     /// tokens of present modalities (its blocks are token-wise, so absent tokens do not reach
-    /// the feature at all).
+    /// the feature at all). The mask enters the experts as [`MaskGradient::Pool`] (the default).
     pub fn forward_masked(
         &self,
         class_tokens: Tensor<B, 3>,
@@ -229,70 +280,67 @@ impl<B: Backend> Tmse<B> {
         text: Option<Tensor<B, 4>>,
         modality_mask: Option<Tensor<B, 2>>,
     ) -> Result<TmseOutput<B>, ExpertError> {
-        let [batch, modalities, tokens, dim] = patches.dims();
+        self.forward_with(
+            class_tokens,
+            patches,
+            text,
+            modality_mask,
+            MaskGradient::Pool,
+        )
+    }
+
+    /// [`Self::forward_masked`] with the straight-through mask entering the experts as
+    /// `mask_gradient` says ([`TmseConfig::mask_gradient`]; the setting is not a field of the
+    /// layer, so checkpoints of the layer keep their record layout).
+    pub fn forward_with(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        patches: Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+        modality_mask: Option<Tensor<B, 2>>,
+        mask_gradient: MaskGradient,
+    ) -> Result<TmseOutput<B>, ExpertError> {
+        let [batch, _, tokens, dim] = patches.dims();
         if let Some(mask) = &modality_mask {
             if mask.dims() != [batch, 3] {
                 return Err(shape_error("modality_mask", "[B, 3]", &mask.dims()));
             }
         }
+        self.check_shapes(&class_tokens, &patches, text.as_ref())?;
         let k_s = self.num_experts();
-        if modalities != 3 {
-            return Err(shape_error("patches", "[B, 3, N, D]", &patches.dims()));
-        }
-        if class_tokens.dims() != [batch, 3, dim] {
-            return Err(shape_error(
-                "class_tokens",
-                "[B, 3, D]",
-                &class_tokens.dims(),
-            ));
-        }
-        if let Some(t) = &text {
-            let [tb, tk, tm, td] = t.dims();
-            if tb != batch || (tk != k_s && tk != 1) || tm != 3 || td != dim {
-                return Err(shape_error("text", "[B, K_s or 1, 3, D]", &t.dims()));
-            }
-        }
-        let unit_patches: Vec<Tensor<B, 3>> = (0..3)
-            .map(|m| {
-                let p = patches
-                    .clone()
-                    .slice_dim(1, m..m + 1)
-                    .reshape([batch, tokens, dim]);
-                p.clone() / p.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6)
-            })
-            .collect();
+        let parts = ModalityParts::new(&class_tokens, &patches, text);
+        let all_patches = patches.clone().reshape([batch, 3 * tokens, dim]);
+        // Tokens an empty mask falls back to: all of them, or those of present modalities.
+        let fallback = modality_mask.as_ref().map(|present| {
+            present
+                .clone()
+                .unsqueeze_dim::<3>(2)
+                .expand([batch, 3, tokens])
+                .reshape([batch, 3 * tokens])
+        });
         let mut features = Vec::with_capacity(k_s);
         let mut masks = Vec::with_capacity(k_s);
         for (i, expert) in self.experts.iter().enumerate() {
-            let mut kept_tokens = Vec::with_capacity(3);
             let mut kept_masks = Vec::with_capacity(3);
-            for (m, unit) in unit_patches.iter().enumerate() {
-                let p_m = patches
-                    .clone()
-                    .slice_dim(1, m..m + 1)
-                    .reshape([batch, tokens, dim]);
-                let c_m = class_tokens
-                    .clone()
-                    .slice_dim(1, m..m + 1)
-                    .reshape([batch, dim]);
-                let beta = text.as_ref().map(|t| {
-                    let k = if t.dims()[1] == 1 { 0 } else { i };
-                    let t_m = t.clone().slice_dim(1, k..k + 1).slice_dim(2, m..m + 1);
-                    let t_m = t_m.reshape([batch, 1, dim]);
-                    let t_m = t_m.clone() / t_m.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6);
-                    (unit.clone() * t_m).sum_dim(2).reshape([batch, tokens])
-                });
-                let mut mask = self.sample(self.route(i, m), p_m.clone(), c_m, beta);
+            for m in 0..3 {
+                let mut mask = self.sample(self.route(i, m), &parts, i, m);
                 if let Some(present) = &modality_mask {
                     mask = mask * present.clone().slice_dim(1, m..m + 1);
                 }
-                kept_tokens.push(p_m * mask.clone().unsqueeze_dim::<3>(2));
                 kept_masks.push(mask);
             }
-            let x = Tensor::cat(kept_tokens, 1); // [B, 3N, D]
             let mask = Tensor::cat(kept_masks, 1); // [B, 3N]
-            let y = expert.forward(x);
-            features.push(masked_mean(y, mask.clone()).unsqueeze_dim::<3>(1));
+            let pooled = match mask_gradient {
+                MaskGradient::Pool => {
+                    let y = expert.forward(all_patches.clone());
+                    masked_mean_or(y, mask.clone(), fallback.clone())
+                }
+                MaskGradient::Input => {
+                    let x = all_patches.clone() * mask.clone().unsqueeze_dim::<3>(2);
+                    masked_mean(expert.forward(x), mask.clone())
+                }
+            };
+            features.push(pooled.unsqueeze_dim::<3>(1));
             masks.push(mask.detach().reshape([batch, 1, 3, tokens]));
         }
         let masks = Tensor::cat(masks, 1);
@@ -304,48 +352,235 @@ impl<B: Backend> Tmse<B> {
         })
     }
 
-    /// The straight-through sampling mask `[B, N]` of one route on one modality.
-    fn sample(
+    /// Checks `patches` `[B, 3, N, D]`, `class_tokens` `[B, 3, D]`, `text` `[B, K_s or 1, 3, D]`.
+    fn check_shapes(
+        &self,
+        class_tokens: &Tensor<B, 3>,
+        patches: &Tensor<B, 4>,
+        text: Option<&Tensor<B, 4>>,
+    ) -> Result<(), ExpertError> {
+        let [batch, modalities, _, dim] = patches.dims();
+        if modalities != 3 {
+            return Err(shape_error("patches", "[B, 3, N, D]", &patches.dims()));
+        }
+        if class_tokens.dims() != [batch, 3, dim] {
+            return Err(shape_error(
+                "class_tokens",
+                "[B, 3, D]",
+                &class_tokens.dims(),
+            ));
+        }
+        if let Some(t) = text {
+            let [tb, tk, tm, td] = t.dims();
+            if tb != batch || (tk != self.num_experts() && tk != 1) || tm != 3 || td != dim {
+                return Err(shape_error("text", "[B, K_s or 1, 3, D]", &t.dims()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The margins `[B, K_s, 3, N]` whose sign is each route's hard decision (kept where
+    /// positive; top-k keeps margins `>= 0`): `s - tau` (dynamic), `s - fixed_threshold`, or
+    /// the score minus the k-th highest score; all ones for `all_tokens`. A diagnostic of the
+    /// routes (how far each modality's tokens are from its threshold); same checks as
+    /// [`Self::forward`].
+    pub fn route_margins(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        patches: Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+    ) -> Result<Tensor<B, 4>, ExpertError> {
+        let [batch, _, tokens, _] = patches.dims();
+        self.check_shapes(&class_tokens, &patches, text.as_ref())?;
+        let parts = ModalityParts::new(&class_tokens, &patches, text);
+        let rows = (0..self.num_experts())
+            .map(|i| {
+                let per_modality = (0..3)
+                    .map(|m| self.margin(self.route(i, m), &parts, i, m).0)
+                    .collect();
+                Tensor::cat(per_modality, 1).reshape([batch, 1, 3, tokens])
+            })
+            .collect();
+        Ok(Tensor::cat(rows, 1))
+    }
+
+    /// The route's score `[B, N]` on modality `m`: `sigmoid(alpha + delta)` (Eqs. 2, 4-6), the
+    /// logits standardised over the tokens first under [`RouteNorm::Tokens`].
+    fn score(
         &self,
         route: &TokenRoute<B>,
-        patches: Tensor<B, 3>,
-        class_token: Tensor<B, 2>,
-        beta: Option<Tensor<B, 2>>,
+        parts: &ModalityParts<B>,
+        expert: usize,
+        m: usize,
     ) -> Tensor<B, 2> {
+        let patches = parts.patches[m].clone();
         let [batch, tokens, _] = patches.dims();
         let device = patches.device();
-        if self.sampling == SamplingStrategy::AllTokens {
-            return Tensor::ones([batch, tokens], &device);
-        }
         let alpha = route
             .score_out
             .forward(gelu(route.score_hidden.forward(patches))); // [B,N,1]
-        let beta = beta
+        let beta = parts
+            .beta(expert, m)
             .map(|b| b.unsqueeze_dim::<3>(2))
             .unwrap_or_else(|| Tensor::zeros([batch, tokens, 1], &device));
         let pair = Tensor::cat(vec![alpha.clone(), beta], 2); // [B, N, 2]
         let delta = route
             .modulation_out
             .forward(gelu(route.modulation_hidden.forward(pair)));
-        let score = sigmoid(alpha + delta).reshape([batch, tokens]);
+        let logits = (alpha + delta).reshape([batch, tokens]);
+        match self.route_norm {
+            RouteNorm::None => sigmoid(logits),
+            RouteNorm::Tokens => sigmoid(standardise_rows(logits)),
+        }
+    }
+
+    /// The decision margin `[B, N]` of one route on one modality and the soft value whose
+    /// gradient the straight-through mask takes (see the module docs).
+    fn margin(
+        &self,
+        route: &TokenRoute<B>,
+        parts: &ModalityParts<B>,
+        expert: usize,
+        m: usize,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let [batch, tokens, _] = parts.patches[m].dims();
+        if self.sampling == SamplingStrategy::AllTokens {
+            let ones = Tensor::ones([batch, tokens], &parts.patches[m].device());
+            return (ones.clone(), ones);
+        }
+        let score = self.score(route, parts, expert, m);
         match self.sampling {
             SamplingStrategy::Dynamic => {
+                let class_token = parts.class_tokens[m].clone();
+                let class_token = match self.route_norm {
+                    RouteNorm::None => class_token,
+                    RouteNorm::Tokens => {
+                        let rms = class_token
+                            .clone()
+                            .powi_scalar(2)
+                            .mean_dim(1)
+                            .add_scalar(1e-12);
+                        class_token / rms.sqrt()
+                    }
+                };
                 let tau = sigmoid(route.threshold.forward(class_token)); // [B, 1]
                 let soft = score - tau;
-                straight_through(soft.clone().greater_elem(0.0).float(), soft)
+                (soft.clone(), soft)
             }
             SamplingStrategy::FixedThreshold => {
                 let soft = score.sub_scalar(self.fixed_threshold);
-                straight_through(soft.clone().greater_elem(0.0).float(), soft)
+                (soft.clone(), soft)
             }
             SamplingStrategy::TopK | SamplingStrategy::AllTokens => {
                 let k = ((tokens as f32 * self.top_k_fraction).round() as usize).clamp(1, tokens);
-                let kth = score.clone().detach().topk(k, 1).slice_dim(1, k - 1..k); // [B, 1]
-                let hard = score.clone().greater_equal(kth).float();
-                straight_through(hard, score)
+                // The k-th highest score `[B, 1]` (a sort: Burn 0.21's autodiff has no topk).
+                let kth = score
+                    .clone()
+                    .detach()
+                    .sort_descending(1)
+                    .slice_dim(1, k - 1..k);
+                (score.clone() - kth, score)
             }
         }
     }
+
+    /// The straight-through sampling mask `[B, N]` of one route on one modality.
+    fn sample(
+        &self,
+        route: &TokenRoute<B>,
+        parts: &ModalityParts<B>,
+        expert: usize,
+        m: usize,
+    ) -> Tensor<B, 2> {
+        let (margin, soft) = self.margin(route, parts, expert, m);
+        let hard = match self.sampling {
+            SamplingStrategy::AllTokens => return margin,
+            SamplingStrategy::TopK => margin.greater_equal_elem(0.0).float(),
+            SamplingStrategy::Dynamic | SamplingStrategy::FixedThreshold => {
+                margin.greater_elem(0.0).float()
+            }
+        };
+        straight_through(hard, soft)
+    }
+}
+
+/// Per-modality slices of TMSE's inputs: patch tokens `[B, N, D]`, their unit vectors, class
+/// tokens `[B, D]` and the unit text features `[B, K, 3, D]` (K = K_s or 1).
+struct ModalityParts<B: Backend> {
+    patches: Vec<Tensor<B, 3>>,
+    unit_patches: Vec<Tensor<B, 3>>,
+    class_tokens: Vec<Tensor<B, 2>>,
+    text: Option<Tensor<B, 4>>,
+}
+
+impl<B: Backend> ModalityParts<B> {
+    fn new(
+        class_tokens: &Tensor<B, 3>,
+        patches: &Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+    ) -> Self {
+        let [batch, _, tokens, dim] = patches.dims();
+        let patches: Vec<Tensor<B, 3>> = (0..3)
+            .map(|m| {
+                patches
+                    .clone()
+                    .slice_dim(1, m..m + 1)
+                    .reshape([batch, tokens, dim])
+            })
+            .collect();
+        let unit_patches = patches.iter().map(|p| unit_rows(p.clone())).collect();
+        let class_tokens = (0..3)
+            .map(|m| {
+                class_tokens
+                    .clone()
+                    .slice_dim(1, m..m + 1)
+                    .reshape([batch, dim])
+            })
+            .collect();
+        let text = text.map(|t| {
+            let [b, k, _, _] = t.dims();
+            unit_rows(t.reshape([b, k * 3, dim])).reshape([b, k, 3, dim])
+        });
+        Self {
+            patches,
+            unit_patches,
+            class_tokens,
+            text,
+        }
+    }
+
+    /// `beta = cos(t, P)` `[B, N]` of modality `m` for expert `expert`, or `None` without text.
+    fn beta(&self, expert: usize, m: usize) -> Option<Tensor<B, 2>> {
+        let t = self.text.as_ref()?;
+        let [batch, k, _, dim] = t.dims();
+        let k = if k == 1 { 0 } else { expert };
+        let t_m = t.clone().slice_dim(1, k..k + 1).slice_dim(2, m..m + 1);
+        let unit = self.unit_patches[m].clone();
+        let tokens = unit.dims()[1];
+        Some(
+            (unit * t_m.reshape([batch, 1, dim]))
+                .sum_dim(2)
+                .reshape([batch, tokens]),
+        )
+    }
+}
+
+/// Each row of `x` `[B, N]` minus its mean, over its standard deviation (`+ 1e-6` under the
+/// root: a constant row becomes zeros).
+fn standardise_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let centred = x.clone() - x.mean_dim(1);
+    let std = centred
+        .clone()
+        .powi_scalar(2)
+        .mean_dim(1)
+        .add_scalar(1e-6)
+        .sqrt();
+    centred / std
+}
+
+/// Rows of `x` `[B, T, D]` scaled to unit L2 norm along the last axis (zero rows stay zero).
+fn unit_rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    x.clone() / x.powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-6)
 }
 
 fn shape_error(what: &'static str, expected: &str, got: &[usize]) -> ExpertError {
@@ -357,174 +592,4 @@ fn shape_error(what: &'static str, expected: &str, got: &[usize]) -> ExpertError
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::backend::{Autodiff, Flex};
-    use burn::tensor::Distribution;
-
-    type Ad = Autodiff<Flex>;
-
-    fn inputs<Bk: Backend>(b: usize, n: usize, d: usize) -> (Tensor<Bk, 3>, Tensor<Bk, 4>) {
-        let device = Default::default();
-        let cls = Tensor::random([b, 3, d], Distribution::Normal(0.0, 1.0), &device);
-        let patches = Tensor::random([b, 3, n, d], Distribution::Normal(0.0, 1.0), &device);
-        (cls, patches)
-    }
-
-    #[test]
-    fn shapes_masks_and_counts_agree() {
-        let device = Default::default();
-        let cfg = TmseConfig::default();
-        let tmse = cfg.init::<Flex>(16, &device);
-        let (cls, patches) = inputs::<Flex>(2, 6, 16);
-        let text = Tensor::random([2, 3, 3, 16], Distribution::Normal(0.0, 1.0), &device);
-        let out = tmse.forward(cls, patches, Some(text)).unwrap();
-        assert_eq!(out.features.dims(), [2, 3, 16]);
-        assert_eq!(out.masks.dims(), [2, 3, 3, 6]);
-        assert_eq!(out.counts.dims(), [2, 3, 3]);
-        let masks: Vec<f32> = out.masks.clone().into_data().to_vec().unwrap();
-        assert!(
-            masks.iter().all(|&v| v == 0.0 || v == 1.0),
-            "mask not binary: {masks:?}"
-        );
-        let total: f32 = out.counts.sum().into_scalar();
-        assert_eq!(total, masks.iter().sum::<f32>());
-        assert_eq!(tmse.num_params(), cfg.num_params(16));
-    }
-
-    #[test]
-    fn strategies_keep_expected_token_counts() {
-        let device = Default::default();
-        let (cls, patches) = inputs::<Flex>(2, 8, 16);
-        let count = |sampling| {
-            let cfg = TmseConfig {
-                sampling,
-                ..TmseConfig::default()
-            };
-            let out = cfg
-                .init::<Flex>(16, &device)
-                .forward(cls.clone(), patches.clone(), None);
-            out.unwrap().counts.into_data().to_vec::<f32>().unwrap()
-        };
-        assert!(count(SamplingStrategy::AllTokens).iter().all(|&c| c == 8.0));
-        assert!(count(SamplingStrategy::TopK).iter().all(|&c| c == 4.0));
-        assert!(count(SamplingStrategy::Dynamic)
-            .iter()
-            .all(|&c| (0.0..=8.0).contains(&c)));
-        let shared = TmseConfig {
-            router: SemanticRouter::Shared,
-            ..TmseConfig::default()
-        };
-        assert_eq!(shared.init::<Flex>(16, &device).routes.len(), 3);
-    }
-
-    /// With alpha forced to 0 and a modulation MLP that only passes beta
-    /// (`gamma = sum_j GELU(10 beta)`), a fixed threshold of 0.5 keeps exactly the tokens whose
-    /// cosine to the caption is positive; without a caption (beta = 0) none is kept.
-    #[test]
-    fn text_modulation_keeps_tokens_aligned_with_the_caption() {
-        use burn::module::Param;
-        let device = Default::default();
-        let (d, n) = (16, 10);
-        let cfg = TmseConfig {
-            sampling: SamplingStrategy::FixedThreshold,
-            ..TmseConfig::default()
-        };
-        let mut tmse = cfg.init::<Flex>(d, &device);
-        for route in tmse.routes.iter_mut() {
-            let h = cfg.modulation_hidden;
-            route.score_out.weight = Param::from_tensor(Tensor::zeros([d / 4, 1], &device));
-            route.score_out.bias = Some(Param::from_tensor(Tensor::zeros([1], &device)));
-            let w = Tensor::cat(
-                vec![
-                    Tensor::zeros([1, h], &device),
-                    Tensor::full([1, h], 10.0, &device),
-                ],
-                0,
-            );
-            route.modulation_hidden.weight = Param::from_tensor(w);
-            route.modulation_hidden.bias = Some(Param::from_tensor(Tensor::zeros([h], &device)));
-            route.modulation_out.weight = Param::from_tensor(Tensor::ones([h, 1], &device));
-            route.modulation_out.bias = Some(Param::from_tensor(Tensor::zeros([1], &device)));
-        }
-        let (cls, patches) = inputs::<Flex>(2, n, d);
-        let text: Tensor<Flex, 4> =
-            Tensor::random([2, 1, 3, d], Distribution::Normal(0.0, 1.0), &device);
-        let out = tmse
-            .forward(cls.clone(), patches.clone(), Some(text.clone()))
-            .unwrap();
-        // Expected: sign of the dot product between each patch token and its modality's caption.
-        let dots = (patches.clone() * text.clone().reshape([2, 3, 1, d]))
-            .sum_dim(3)
-            .reshape([2, 1, 3, n]);
-        let expected: Vec<f32> = dots
-            .greater_elem(0.0)
-            .float()
-            .repeat_dim(1, 3)
-            .into_data()
-            .to_vec()
-            .unwrap();
-        let got: Vec<f32> = out.masks.into_data().to_vec().unwrap();
-        assert_eq!(got, expected);
-        let without = tmse.forward(cls, patches, None).unwrap();
-        assert_eq!(without.counts.sum().into_scalar(), 0.0);
-        let pooled: Vec<f32> = without.features.into_data().to_vec().unwrap();
-        assert!(
-            pooled.iter().all(|v| v.is_finite()),
-            "empty masks must fall back to the mean"
-        );
-    }
-
-    #[test]
-    fn wrong_text_shape_is_an_error() {
-        let device = Default::default();
-        let tmse = TmseConfig::default().init::<Flex>(16, &device);
-        let (cls, patches) = inputs::<Flex>(2, 6, 16);
-        let text = Tensor::zeros([2, 2, 3, 16], &device);
-        let err = tmse.forward(cls, patches, Some(text)).unwrap_err();
-        assert!(err.to_string().contains("text"), "{err}");
-    }
-
-    #[test]
-    fn every_parameter_receives_a_gradient() {
-        let device = Default::default();
-        let tmse = TmseConfig {
-            dropout: 0.0,
-            ..TmseConfig::default()
-        }
-        .init::<Ad>(16, &device);
-        let (cls, patches) = inputs::<Ad>(4, 16, 16);
-        let text = Tensor::random([4, 3, 3, 16], Distribution::Normal(0.0, 1.0), &device);
-        let out = tmse.forward(cls, patches, Some(text)).unwrap();
-        let grads = out.features.powi_scalar(2).sum().backward();
-        for (r, route) in tmse.routes.iter().enumerate() {
-            for (name, w) in [
-                ("score_hidden", &route.score_hidden.weight),
-                ("score_out", &route.score_out.weight),
-                ("threshold", &route.threshold.weight),
-                ("modulation_hidden", &route.modulation_hidden.weight),
-                ("modulation_out", &route.modulation_out.weight),
-            ] {
-                let g = w.grad(&grads).expect("gradient");
-                let norm: f32 = g.abs().sum().into_scalar();
-                assert!(norm > 0.0, "route {r} {name} has a zero gradient");
-            }
-        }
-        for e in &tmse.experts {
-            assert!(e.fc1.weight.grad(&grads).is_some());
-        }
-    }
-
-    #[test]
-    fn config_round_trips_through_toml() {
-        let cfg = TmseConfig {
-            sampling: SamplingStrategy::TopK,
-            ..TmseConfig::default()
-        };
-        let back: TmseConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
-        assert_eq!(back, cfg);
-        assert!(toml::from_str::<TmseConfig>("experts = 3").is_err());
-        let partial: TmseConfig = toml::from_str("sampling = \"fixed_threshold\"").unwrap();
-        assert_eq!(partial.num_experts, 3);
-    }
-}
+mod tests;

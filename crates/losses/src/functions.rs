@@ -14,6 +14,20 @@ pub enum TripletMargin {
     Fixed(f32),
 }
 
+/// The unit of the distances the batch-hard triplet loss compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TripletScale {
+    /// Raw Euclidean distances of the feature (the references' default).
+    Raw,
+    /// Euclidean distances of the L2-normalised feature rows (the references' `normalize_feature`).
+    Unit,
+    /// Euclidean distances divided by the batch's mean pairwise distance (not detached): the loss
+    /// does not change when every feature is scaled by the same factor, so it cannot be lowered by
+    /// shrinking the embedding.
+    BatchMean,
+}
+
 /// Weights and settings of the identity + triplet objective (Eq. 12).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +40,8 @@ pub struct ReidLossConfig {
     pub triplet_weight: f32,
     /// Soft or fixed-margin triplet loss.
     pub triplet_margin: TripletMargin,
+    /// Unit of the triplet distances.
+    pub triplet_scale: TripletScale,
 }
 
 impl Default for ReidLossConfig {
@@ -35,6 +51,7 @@ impl Default for ReidLossConfig {
             id_weight: 0.25,
             triplet_weight: 1.0,
             triplet_margin: TripletMargin::Soft,
+            triplet_scale: TripletScale::Raw,
         }
     }
 }
@@ -83,9 +100,10 @@ pub fn batch_hard_triplet<B: Backend>(
     features: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
     margin: TripletMargin,
+    scale: TripletScale,
 ) -> Tensor<B, 1> {
     let [batch, _] = features.dims();
-    let dist = pairwise_euclidean(features);
+    let dist = scaled_distances(features, scale);
     let same = labels
         .clone()
         .unsqueeze_dim::<2>(1)
@@ -107,6 +125,35 @@ pub fn batch_hard_triplet<B: Backend>(
     per_anchor.mean()
 }
 
+/// Pairwise distances `[B, B]` of `features` `[B, F]` in the unit `scale` names.
+pub fn scaled_distances<B: Backend>(features: Tensor<B, 2>, scale: TripletScale) -> Tensor<B, 2> {
+    match scale {
+        TripletScale::Raw => pairwise_euclidean(features),
+        TripletScale::Unit => {
+            let norms = features
+                .clone()
+                .powi_scalar(2)
+                .sum_dim(1)
+                .sqrt()
+                .clamp_min(1e-12);
+            pairwise_euclidean(features / norms)
+        }
+        TripletScale::BatchMean => {
+            let [batch, _] = features.dims();
+            let dist = pairwise_euclidean(features);
+            let off_diagonal = Tensor::<B, 2>::eye(batch, &dist.device())
+                .neg()
+                .add_scalar(1.0);
+            let pairs = (batch * batch.saturating_sub(1)).max(1) as f32;
+            let mean = (dist.clone() * off_diagonal)
+                .sum()
+                .div_scalar(pairs)
+                .clamp_min(1e-12);
+            dist / mean.unsqueeze::<2>()
+        }
+    }
+}
+
 /// Identity loss on the BNNeck `logits` plus triplet loss on the pre-BN `features`, weighted
 /// as in `config`.
 pub fn reid_loss<B: Backend>(
@@ -116,7 +163,12 @@ pub fn reid_loss<B: Backend>(
     labels: Tensor<B, 1, Int>,
 ) -> ReidLoss<B> {
     let id = label_smoothed_cross_entropy(logits, labels.clone(), config.label_smoothing);
-    let triplet = batch_hard_triplet(features, labels, config.triplet_margin);
+    let triplet = batch_hard_triplet(
+        features,
+        labels,
+        config.triplet_margin,
+        config.triplet_scale,
+    );
     let total =
         id.clone().mul_scalar(config.id_weight) + triplet.clone().mul_scalar(config.triplet_weight);
     ReidLoss { total, id, triplet }
@@ -205,10 +257,61 @@ mod tests {
             x.clone(),
             labels.clone(),
             TripletMargin::Fixed(0.3),
+            TripletScale::Raw,
         ));
-        let got_soft = scalar(batch_hard_triplet(x, labels, TripletMargin::Soft));
+        let got_soft = scalar(batch_hard_triplet(
+            x,
+            labels,
+            TripletMargin::Soft,
+            TripletScale::Raw,
+        ));
         assert!((got_hinge - hinge).abs() < 1e-3, "{got_hinge} vs {hinge}");
         assert!((got_soft - soft).abs() < 1e-3, "{got_soft} vs {soft}");
+    }
+
+    #[test]
+    fn scaled_triplets_ignore_the_feature_scale_they_remove() {
+        let device = Default::default();
+        let x = Tensor::<B, 2>::from_floats(
+            [[0.0, 1.0], [2.0, 0.5], [3.0, -1.0], [10.0, 2.0]],
+            &device,
+        );
+        let labels = Tensor::<B, 1, Int>::from_ints([0, 0, 1, 1], &device);
+        let loss = |x: Tensor<B, 2>, scale| {
+            scalar(batch_hard_triplet(
+                x,
+                labels.clone(),
+                TripletMargin::Soft,
+                scale,
+            ))
+        };
+        // BatchMean: a global rescaling leaves the loss unchanged; Raw changes with it.
+        let (a, b) = (
+            loss(x.clone(), TripletScale::BatchMean),
+            loss(x.clone().mul_scalar(0.01), TripletScale::BatchMean),
+        );
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        let raw_small = loss(x.clone().mul_scalar(0.01), TripletScale::Raw);
+        assert!((raw_small - 2f32.ln()).abs() < 0.05, "{raw_small}");
+        assert!((loss(x.clone(), TripletScale::Raw) - raw_small).abs() > 0.1);
+        // Unit: each row's own scale is removed.
+        let rows = Tensor::<B, 2>::from_floats([[1.0], [3.0], [0.5], [7.0]], &device);
+        let (u1, u2) = (
+            loss(x.clone(), TripletScale::Unit),
+            loss(x.clone() * rows, TripletScale::Unit),
+        );
+        assert!((u1 - u2).abs() < 1e-4, "{u1} vs {u2}");
+        // BatchMean by hand: the 1-D points 0, 2, 3, 10 (ids 0, 0, 1, 1) have mean pairwise
+        // distance (2 + 3 + 10 + 1 + 8 + 7) / 6 = 31 / 6.
+        let line = Tensor::<B, 2>::from_floats([[0.0], [2.0], [3.0], [10.0]], &device);
+        let gaps = [2.0f32 - 3.0, 2.0 - 1.0, 7.0 - 1.0, 7.0 - 8.0];
+        let want: f32 = gaps
+            .iter()
+            .map(|g| (1.0 + (g * 6.0 / 31.0).exp()).ln())
+            .sum::<f32>()
+            / 4.0;
+        let got = loss(line, TripletScale::BatchMean);
+        assert!((got - want).abs() < 1e-3, "{got} vs {want}");
     }
 
     #[test]

@@ -289,11 +289,11 @@ pub fn check_architecture(
             wanted,
         ));
     }
-    if header.model.uses_text() != config.uses_text() {
+    if header.model.builds_text_encoder() != config.builds_text_encoder() {
         return Err(mismatch(
             "model.text (text encoder present)".into(),
-            header.model.uses_text().to_string(),
-            config.uses_text().to_string(),
+            header.model.builds_text_encoder().to_string(),
+            config.builds_text_encoder().to_string(),
         ));
     }
     let strip = |c: &NextConfig| {
@@ -302,6 +302,10 @@ pub fn check_architecture(
             for key in RUNTIME_KEYS.iter().chain(&["text"]) {
                 map.remove(*key);
             }
+            // The TMSE mask-gradient path builds no weights (an older checkpoint has none).
+            if let Some(tmse) = map.get_mut("tmse").and_then(|t| t.as_object_mut()) {
+                tmse.remove("mask_gradient");
+            }
             // UMM off builds none of its modules; on, its fill and loss switch at run time.
             if let Some(umm) = map.get_mut("umm").and_then(|u| u.as_object_mut()) {
                 if c.umm.enabled {
@@ -309,6 +313,16 @@ pub fn check_architecture(
                     umm.remove("rec");
                 } else {
                     umm.retain(|k, _| k == "enabled");
+                }
+            }
+            // The alignment loss and a sketch switch without UMM build no weights.
+            if let Some(query) = map.get_mut("query").and_then(|q| q.as_object_mut()) {
+                query.remove("align");
+                if !c.umm.enabled {
+                    query.remove("sketch");
+                }
+                if !c.query.text_head {
+                    query.remove("text_hidden");
                 }
             }
         }
@@ -346,13 +360,19 @@ impl<B: Backend> NextModel<B> {
         header["format"] = serde_json::Value::String(CHECKPOINT_FORMAT.into());
         // A freshly built model's parameters are initialised lazily: materialise them in `self`
         // first, or the clone recorded below would draw its own (different) initial values.
-        self.visit(&mut Materialize);
+        self.materialize();
         let weights = Recorder::<B>::record(&recorder(), self.clone().into_record(), ())
             .map_err(|e| ModelError::Input(format!("serialising the model: {e}")))?;
         Ok(Checkpoint {
             header,
             blobs: vec![("model".into(), weights)],
         })
+    }
+
+    /// Initialise every lazily initialised parameter now: they draw from the device RNG at
+    /// their first use otherwise (whatever the RNG state is then).
+    pub fn materialize(&self) {
+        self.visit(&mut Materialize);
     }
 
     /// Save the model as a checkpoint (no training state) atomically to `path`.

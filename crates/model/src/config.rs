@@ -1,5 +1,6 @@
 //! The NEXT model configuration: every ablation switch of the paper as a TOML-able field.
 
+use crate::query::QueryConfig;
 use crate::umm::UmmConfig;
 use crate::ModelError;
 use next_aggregation::MgfaConfig;
@@ -88,6 +89,8 @@ pub struct NextConfig {
     pub precision: Precision,
     /// Uncertain/missing-modality machinery (off by default: the model is exactly NEXT).
     pub umm: UmmConfig,
+    /// Any-modality queries: sketch embedding, text head, alignment loss (off by default).
+    pub query: QueryConfig,
 }
 
 impl Default for NextConfig {
@@ -107,6 +110,7 @@ impl Default for NextConfig {
             branch_losses: false,
             precision: Precision::F32,
             umm: UmmConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -275,6 +279,9 @@ impl NextConfig {
             }
         }
         if let Err(message) = self.umm.validate(None) {
+            return bad(message);
+        }
+        if let Err(message) = self.query.validate(self.umm.enabled) {
             return bad(message);
         }
         Ok(())

@@ -10,6 +10,7 @@ mod config;
 mod cost;
 mod inference;
 mod model;
+pub mod query;
 mod sentences;
 pub mod umm;
 
@@ -18,8 +19,10 @@ pub use checkpoint::{
 };
 pub use config::{ClipPreset, ClipSource, FeatureStage, NextConfig, TextMode};
 pub use cost::{cost_report, CostReport, CostRow};
-pub use model::{l2_normalize, NextInput, NextModel, NextOutput, SharedTokenizer};
+pub use model::{l2_normalize, NextInput, NextModel, NextOutput, PreNeckOutput, SharedTokenizer};
 pub use next_clip::{ClipConfig, LoadReport, Precision};
+pub use next_experts::{ExpertMaskStats, ExpertOverlap, ExpertTokens, MaskStatsAccumulator};
+pub use query::{query_text, AlignConfig, AlignLoss, QueryConfig, TextQueryHead, TextQueryInput};
 pub use sentences::{join_sentences, SampleCaptions, SentenceSampler};
 pub use umm::{Fill, Presence, TokenCosine, Tokenizer, UmmConfig};
 
@@ -53,9 +56,12 @@ pub enum ModelError {
     MissingCaption {
         /// Index of the sample in the batch.
         sample: usize,
-        /// Modality index (0 RGB, 1 NIR, 2 TIR).
-        modality: usize,
+        /// The modality whose caption is missing.
+        modality: next_common::Modality,
     },
+    /// A training batch with no captions at all while the config has `text = "required"`.
+    #[error("the batch has no captions but the config has text = \"required\"")]
+    NoCaptions,
     /// Inputs of the wrong shape or range.
     #[error("invalid model input: {0}")]
     Input(String),

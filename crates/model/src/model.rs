@@ -1,8 +1,9 @@
 //! `NextModel`: shared CLIP visual encoder, frozen CLIP text encoder, TMSE, CSSE, MGFA, BNNeck.
 
 use crate::config::{ClipSource, NextConfig, TextMode};
+use crate::query::TextQueryHead;
 use crate::sentences::{SampleCaptions, SentenceSampler};
-use crate::umm::UmmModules;
+use crate::umm::{Presence, UmmModules};
 use crate::ModelError;
 use burn::module::Module;
 use burn::prelude::*;
@@ -11,6 +12,7 @@ use next_aggregation::Mgfa;
 use next_clip::{
     ClipConfig, ClipModel, ClipText, ClipTokenizer, ClipVision, LoadReport, Precision,
 };
+use next_common::Modality;
 use next_experts::{Csse, Tmse, TmseOutput};
 use next_losses::{reid_loss, BnNeck, BnNeckConfig, ReidLoss};
 use std::collections::HashMap;
@@ -19,6 +21,34 @@ use std::sync::Arc;
 /// The CLIP tokenizer shared by model clones (not a module: never saved, never trained).
 #[derive(Clone)]
 pub struct SharedTokenizer(pub Arc<ClipTokenizer>);
+
+/// Token ids and attention mask of a batch of texts, `[texts, context]` each.
+type TokenTensors<B> = (Tensor<B, 2, Int>, Tensor<B, 2, Int>);
+
+impl SharedTokenizer {
+    /// Token ids and attention mask (`[texts, context]` each) of `texts`, ready for the text encoder.
+    pub(crate) fn token_tensors<B: Backend>(
+        &self,
+        texts: &[&str],
+        device: &B::Device,
+    ) -> Result<TokenTensors<B>, ModelError> {
+        let tokenized = self.0.encode_batch(texts)?;
+        let len = tokenized.first().map_or(0, |t| t.ids.len());
+        let ids: Vec<i64> = tokenized
+            .iter()
+            .flat_map(|t| t.ids.iter().map(|&v| v as i64))
+            .collect();
+        let mask: Vec<i64> = tokenized
+            .iter()
+            .flat_map(|t| t.attention_mask.iter().map(|&v| v as i64))
+            .collect();
+        let shape = [texts.len(), len];
+        Ok((
+            Tensor::from_data(TensorData::new(ids, shape), device),
+            Tensor::from_data(TensorData::new(mask, shape), device),
+        ))
+    }
+}
 
 impl std::fmt::Debug for SharedTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,12 +89,28 @@ pub struct NextOutput<B: Backend> {
     pub reconstruction: Option<Tensor<B, 1>>,
 }
 
+/// The training forward up to the BNNecks (see [`NextModel::forward_pre_neck`]).
+#[derive(Debug, Clone)]
+pub struct PreNeckOutput<B: Backend> {
+    /// Identity feature before the BNNeck `[B, 3D]`.
+    pub feature: Tensor<B, 2>,
+    /// TMSE features, hard masks and per-modality counts.
+    pub semantic: Option<TmseOutput<B>>,
+    /// CSSE routing weights `[B, 3N, K_c]`.
+    pub structure_routing: Option<Tensor<B, 3>>,
+    /// Pre-BN branch features `[B, 3D]`, one per branch BNNeck.
+    pub branch_features: Vec<Tensor<B, 2>>,
+    /// UMM reconstruction loss (see [`NextOutput::reconstruction`]).
+    pub reconstruction: Option<Tensor<B, 1>>,
+}
+
 /// The NEXT model.
 #[derive(Module, Debug)]
 pub struct NextModel<B: Backend> {
     /// CLIP visual encoder shared by the three modalities (fine-tuned).
     pub vision: ClipVision<B>,
-    /// Frozen CLIP text encoder (absent when the configuration never uses text).
+    /// Frozen CLIP text encoder (absent when the configuration uses neither captions nor text
+    /// queries).
     pub text: Option<ClipText<B>>,
     /// Semantic experts (rows (c), (d)).
     pub tmse: Option<Tmse<B>>,
@@ -84,12 +130,19 @@ pub struct NextModel<B: Backend> {
     pub tokenizer: Option<SharedTokenizer>,
     /// Token mapper, synthesiser and cue learner (present when `umm.enabled`).
     pub umm: Option<UmmModules<B>>,
+    /// Text query head (present when `query.text_head`).
+    pub text_query: Option<TextQueryHead<B>>,
 }
 
 impl NextConfig {
     /// Whether this configuration encodes captions at all.
     pub fn uses_text(&self) -> bool {
         self.text != TextMode::Off && self.mgfa.mode.uses_semantic_experts()
+    }
+
+    /// Whether the model has the frozen text encoder: for captions, or for the text query head.
+    pub fn builds_text_encoder(&self) -> bool {
+        self.uses_text() || self.query.text_head
     }
 
     /// Build a randomly initialised model (CLIP architecture from [`NextConfig::clip`]).
@@ -113,7 +166,7 @@ impl NextConfig {
             device,
         );
         let text = self
-            .uses_text()
+            .builds_text_encoder()
             .then(|| ClipText::new(&clip.text, clip.projection_dim, device));
         self.assemble(vision, text, clip.clone(), device)
     }
@@ -134,7 +187,7 @@ impl NextConfig {
         let architecture = ClipConfig::from_hf_dir(dir)?;
         let (clip, report) =
             ClipModel::from_hf_dir(dir, self.num_cameras, self.camera_coef, device)?;
-        let text = self.uses_text().then_some(clip.text);
+        let text = self.builds_text_encoder().then_some(clip.text);
         Ok((
             self.assemble(clip.vision, text, architecture, device)?,
             report,
@@ -189,8 +242,9 @@ impl NextConfig {
                 message,
             })?;
         let umm = self.umm.init(&vision, dim, device);
-        Ok(NextModel {
+        let mut model = NextModel {
             umm,
+            text_query: None,
             vision,
             text: text.map(ClipText::frozen),
             tmse: mode
@@ -207,7 +261,9 @@ impl NextConfig {
             config: self.clone(),
             clip_architecture,
             tokenizer: tokenizer.map(|t| SharedTokenizer(Arc::new(t))),
-        })
+        };
+        model.add_query_heads(self.query.clone(), device);
+        Ok(model)
     }
 }
 
@@ -244,6 +300,7 @@ impl<B: Backend> NextModel<B> {
             + self.csse.as_ref().map_or(0, |c| c.num_params())
             + self.mgfa.num_params()
             + self.umm.as_ref().map_or(0, |u| u.num_params())
+            + self.text_query.as_ref().map_or(0, |t| t.num_params())
             + std::iter::once(&self.neck)
                 .chain(&self.branch_necks)
                 .map(|n| n.bn.gamma.num_params() + n.classifier.num_params())
@@ -259,6 +316,29 @@ impl<B: Backend> NextModel<B> {
         let batch = input.images[0].dims()[0];
         let text = self.train_text(input.captions.as_deref(), batch, self.config.text, sampler)?;
         self.forward_with_text(input.images, input.camera_ids, text)
+    }
+
+    /// The training forward up to the BNNecks, on every training path: with `presence` the UMM
+    /// forward ([`Self::forward_train_present`]), without it [`Self::forward_train`]; `text`,
+    /// when given, replaces the encoding of the captions (features from a cache of the frozen
+    /// text encoder). [`Self::apply_necks`] on the result is the training output.
+    pub fn forward_train_pre_neck(
+        &self,
+        input: NextInput<B>,
+        text: Option<Tensor<B, 4>>,
+        presence: Option<&Presence>,
+        sampler: &mut SentenceSampler,
+    ) -> Result<PreNeckOutput<B>, ModelError> {
+        if let Some(presence) = presence {
+            return self.train_present_pre_neck(input, text, presence, sampler);
+        }
+        let batch = input.images[0].dims()[0];
+        let text = match text {
+            Some(text) => Some(text),
+            None => self.train_text(input.captions.as_deref(), batch, self.config.text, sampler)?,
+        };
+        let (class_tokens, patches) = self.encode_images(input.images, input.camera_ids)?;
+        self.forward_pre_neck(class_tokens, patches, text, None)
     }
 
     /// Training text features `[B, K_s, 3, D]` (one sentence sample per expert and modality),
@@ -281,10 +361,7 @@ impl<B: Backend> NextModel<B> {
                 )
             }
             (None, true) if mode == TextMode::Required => {
-                return Err(ModelError::MissingCaption {
-                    sample: 0,
-                    modality: 0,
-                });
+                return Err(ModelError::NoCaptions);
             }
             _ => None,
         })
@@ -372,12 +449,28 @@ impl<B: Backend> NextModel<B> {
         text: Option<Tensor<B, 4>>,
         modality_mask: Option<Tensor<B, 2>>,
     ) -> Result<NextOutput<B>, ModelError> {
+        let pre = self.forward_pre_neck(class_tokens, patches, text, modality_mask)?;
+        Ok(self.apply_necks(pre))
+    }
+
+    /// [`Self::forward_tokens_masked`] up to the BNNecks: experts and aggregation only. Every
+    /// row depends on its own sample alone, so a batch may be split across devices up to here
+    /// (the data-parallel trainer gathers the features and runs [`Self::apply_necks`] on the
+    /// whole batch).
+    pub fn forward_pre_neck(
+        &self,
+        class_tokens: Tensor<B, 3>,
+        patches: Tensor<B, 4>,
+        text: Option<Tensor<B, 4>>,
+        modality_mask: Option<Tensor<B, 2>>,
+    ) -> Result<PreNeckOutput<B>, ModelError> {
         let semantic = match &self.tmse {
-            Some(tmse) => Some(tmse.forward_masked(
+            Some(tmse) => Some(tmse.forward_with(
                 class_tokens.clone(),
                 patches.clone(),
                 text,
                 modality_mask.clone(),
+                self.config.tmse.mask_gradient,
             )?),
             None => None,
         };
@@ -398,23 +491,36 @@ impl<B: Backend> NextModel<B> {
                 .map(|b| zero_absent_slots(b, mask))
                 .collect();
         }
-        let feature = aggregated.feature;
-        let neck = self.neck.forward(feature.clone());
-        let (mut branch_features, mut branch_logits) = (Vec::new(), Vec::new());
-        for (branch, branch_neck) in aggregated.branches.into_iter().zip(&self.branch_necks) {
-            branch_logits.push(branch_neck.forward(branch.clone()).logits);
-            branch_features.push(branch);
-        }
-        Ok(NextOutput {
-            feature,
-            bn_feature: neck.normalized,
-            logits: neck.logits,
+        let mut branch_features = aggregated.branches;
+        branch_features.truncate(self.branch_necks.len());
+        Ok(PreNeckOutput {
+            feature: aggregated.feature,
             semantic,
             structure_routing: structure.map(|s| s.routing),
             branch_features,
-            branch_logits,
             reconstruction: None,
         })
+    }
+
+    /// The BNNecks (batch statistics over all rows of `pre`) on pre-neck features.
+    pub fn apply_necks(&self, pre: PreNeckOutput<B>) -> NextOutput<B> {
+        let neck = self.neck.forward(pre.feature.clone());
+        let branch_logits = pre
+            .branch_features
+            .iter()
+            .zip(&self.branch_necks)
+            .map(|(branch, branch_neck)| branch_neck.forward(branch.clone()).logits)
+            .collect();
+        NextOutput {
+            feature: pre.feature,
+            bn_feature: neck.normalized,
+            logits: neck.logits,
+            semantic: pre.semantic,
+            structure_routing: pre.structure_routing,
+            branch_features: pre.branch_features,
+            branch_logits,
+            reconstruction: pre.reconstruction,
+        }
     }
 
     /// Run the shared visual encoder on the three modalities as one batch of 3B; returns the
@@ -502,19 +608,7 @@ impl<B: Backend> NextModel<B> {
         let dim = self.dim();
         let mut table = Vec::new();
         if !unique.is_empty() {
-            let tokenized = tokenizer.0.encode_batch(&unique)?;
-            let len = tokenized[0].ids.len();
-            let ids: Vec<i64> = tokenized
-                .iter()
-                .flat_map(|t| t.ids.iter().map(|&v| v as i64))
-                .collect();
-            let mask: Vec<i64> = tokenized
-                .iter()
-                .flat_map(|t| t.attention_mask.iter().map(|&v| v as i64))
-                .collect();
-            let shape = [unique.len(), len];
-            let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
-            let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, shape), &device);
+            let (ids, mask) = tokenizer.token_tensors::<B>(&unique, &device)?;
             table.push(encoder.forward(ids, mask).pooled.detach());
         }
         table.push(Tensor::zeros([1, dim], &device));
@@ -538,10 +632,11 @@ fn check_captions(
     }
     if mode == TextMode::Required {
         for (sample, entry) in captions.iter().enumerate() {
-            if let Some(modality) = entry
-                .iter()
-                .position(|c| c.as_deref().is_none_or(|c| c.trim().is_empty()))
-            {
+            if let Some(modality) = Modality::ALL.into_iter().find(|m| {
+                entry[m.index()]
+                    .as_deref()
+                    .is_none_or(|c| c.trim().is_empty())
+            }) {
                 return Err(ModelError::MissingCaption { sample, modality });
             }
         }

@@ -4,12 +4,13 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use next_aggregation::AggregationMode;
 use next_model::{
     cost_report, ClipPreset, ClipSource, FeatureStage, ModelError, NextConfig, NextInput,
     NextModel, SampleCaptions, TextMode,
 };
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 
 type Ad = Autodiff<Flex>;
@@ -43,14 +44,21 @@ fn captions(batch: usize) -> Vec<SampleCaptions> {
         .collect()
 }
 
+/// Standard-normal images from a local generator: the backend's seed is one global state shared
+/// by the tests running in parallel, so seeding it here would not make the images repeatable.
 fn images<Bk: Backend>(batch: usize, seed: u64, device: &Bk::Device) -> [Tensor<Bk, 4>; 3] {
-    Bk::seed(device, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     std::array::from_fn(|_| {
-        Tensor::random(
-            [batch, 3, HEIGHT, WIDTH],
-            Distribution::Normal(0.0, 1.0),
-            device,
-        )
+        let len = batch * 3 * HEIGHT * WIDTH;
+        let pixels: Vec<f32> = (0..len)
+            .map(|_| {
+                // Box-Muller: two uniforms in (0, 1] to one N(0, 1) draw.
+                let u1: f32 = 1.0 - rng.random::<f32>();
+                let u2: f32 = rng.random::<f32>();
+                (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(pixels, [batch, 3, HEIGHT, WIDTH]), device)
     })
 }
 
@@ -156,7 +164,7 @@ fn required_text_rejects_missing_captions_and_off_ignores_them() {
     match model.forward_train(batch, &mut sampler) {
         Err(ModelError::MissingCaption {
             sample: 1,
-            modality: 2,
+            modality: next_common::Modality::Tir,
         }) => {}
         other => panic!("expected a missing-caption error, got {other:?}"),
     }

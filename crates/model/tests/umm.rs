@@ -256,7 +256,7 @@ fn presence_errors_are_clear() {
             err,
             ModelError::MissingCaption {
                 sample: 1,
-                modality: 2
+                modality: next_common::Modality::Tir
             }
         ),
         "{err}"
@@ -361,20 +361,21 @@ fn gradients_reach_the_mapper_synthesiser_and_cue_learner() {
             "cue.synthesized_flag",
             norm(umm.cue.synthesized_flag.val().grad(&grads)),
         ),
+        // The ends of the residual branches (zero at build time: `cue.identity_init`).
         (
-            "cue.encoder.layers.1.self_attn.q_proj",
+            "cue.encoder.layers.1.self_attn.out_proj",
             norm(
                 umm.cue.encoder.layers[1]
                     .self_attn
-                    .q_proj
+                    .out_proj
                     .weight
                     .val()
                     .grad(&grads),
             ),
         ),
         (
-            "cue.encoder.layers.0.mlp.fc1",
-            norm(umm.cue.encoder.layers[0].mlp.fc1.weight.val().grad(&grads)),
+            "cue.encoder.layers.0.mlp.fc2",
+            norm(umm.cue.encoder.layers[0].mlp.fc2.weight.val().grad(&grads)),
         ),
     ];
     for (name, g) in checks {
@@ -383,6 +384,25 @@ fn gradients_reach_the_mapper_synthesiser_and_cue_learner() {
     // The detached target sends no gradient from L_rec into CLIP; the main loss still does.
     let vision = norm(model.vision.visual_projection.weight.val().grad(&grads));
     assert!(vision > 0.0);
+}
+
+#[test]
+fn an_untrained_cue_learner_starts_as_the_identity() {
+    let device = Default::default();
+    for identity_init in [true, false] {
+        let mut config = umm_config(Fill::Synth);
+        config.umm.cue.identity_init = identity_init;
+        let model: NextModel<Flex> = config.init(&device).unwrap();
+        let x =
+            Tensor::<Flex, 3>::random([2, 9, model.dim()], Distribution::Normal(0.0, 1.0), &device);
+        let encoder = &model.umm.as_ref().unwrap().cue.encoder;
+        let diff = max_diff(encoder.forward(x.clone(), None), x.clone());
+        if identity_init {
+            assert_eq!(diff, 0.0);
+        } else {
+            assert!(diff > 1e-3, "random layers change the tokens: {diff}");
+        }
+    }
 }
 
 #[test]

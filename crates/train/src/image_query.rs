@@ -86,6 +86,7 @@ pub fn triplet_record(t: &ImageTriplet) -> TripletRecord {
         camid: -1,
         sceneid: -1,
         captions: Default::default(),
+        sketch: None,
     }
 }
 

@@ -22,31 +22,52 @@
 
 #![warn(missing_docs)]
 
+pub mod ablate;
 pub mod config;
+pub mod distributed;
 pub mod evaluate;
+pub mod expert_stats;
 pub mod extractor;
 pub mod image_query;
 pub mod logs;
 pub mod loss_scale;
+pub mod orchestrator;
 pub mod params;
+pub mod pretrain;
+pub mod query;
 pub mod schedule;
 pub mod spread;
 pub mod text_cache;
 pub mod trainer;
 pub mod umm;
+pub mod umm_compare;
 
+pub use ablate::{
+    ablate, ablation_rows, format_ablation, mean_std, AblationOptions, AblationRow, AblationSuite,
+    RowSummary, RunResult,
+};
 pub use config::{EvaluationConfig, SolverConfig, TrainConfig};
+pub use distributed::{
+    prepare_parallel, train_parallel, DataParallel, NodeConfig, ParallelTraining,
+};
 pub use evaluate::{
     evaluate_model, extract, extract_query_gallery, format_table, EvalSettings, Extracted,
     ModalityMask, SettingResult,
 };
+pub use expert_stats::expert_mask_stats;
 pub use extractor::FeatureExtractor;
+pub use pretrain::{pretrain, PretrainConfig, PretrainOptions, PretrainReport, RetrievalReport};
+pub use query::{
+    default_protocols, embed_query, evaluate_protocols, format_protocol_table, Protocol,
+    ProtocolReport, QuerySpec,
+};
 pub use spread::{embedding_spread, EmbeddingSpread};
 pub use trainer::{
     build_model, prepare, resolve_model_config, train, EpochRecord, StepHook, StepInfo,
     TrainOptions, TrainOutcome, Training,
 };
 pub use umm::{evaluate_umm, format_umm_table, UmmReport};
+pub use umm_compare::{UmmComparison, UmmGoals};
 
 use std::path::PathBuf;
 
@@ -98,6 +119,15 @@ pub enum TrainError {
         /// What was being read.
         what: &'static str,
         /// The backend's message.
+        message: String,
+    },
+    /// Data-parallel training: a collective operation failed (often because another rank
+    /// stopped) or the device / rank settings are inconsistent.
+    #[error("data-parallel training{}: {message}", rank.map(|r| format!(", rank {r}")).unwrap_or_default())]
+    Collective {
+        /// The global rank that saw the failure (absent for a settings error).
+        rank: Option<usize>,
+        /// What went wrong.
         message: String,
     },
     /// Bad input images or folders given to extraction.

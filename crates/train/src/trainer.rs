@@ -5,6 +5,7 @@
 //! [`prepare`] checks everything (configuration ranges, the output folder, the checkpoint to
 //! resume and its architecture) without writing anything; [`Training::run`] then trains.
 
+use crate::distributed::Replica;
 use crate::evaluate::{batch_captions, evaluate_model, EvalSettings, ModalityMask, SettingResult};
 use crate::logs::{truncate_after, JsonLines};
 use crate::loss_scale::LossScaler;
@@ -21,7 +22,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
 use next_common::{FileError, Progress};
 use next_data::transform::mix_seed;
-use next_data::{train_stream, Dataset, TransformConfig};
+use next_data::{train_stream_shard, Dataset, TransformConfig};
 use next_model::{Checkpoint, LoadReport, ModelError, NextConfig, NextInput, NextModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -140,7 +141,11 @@ pub fn build_model<B: Backend>(
     device: &B::Device,
 ) -> Result<(NextModel<B>, Option<LoadReport>), TrainError> {
     B::seed(device, mix_seed(&[seed, 0x1A17]));
-    Ok(model_cfg.build::<B>(device)?)
+    let (model, report) = model_cfg.build::<B>(device)?;
+    // Initial values from the seed alone, not from the RNG state at the first forward (a
+    // data-parallel replica on another thread would draw others).
+    model.materialize();
+    Ok((model, report))
 }
 
 /// Training state saved in every checkpoint header (next to the model description).
@@ -217,6 +222,8 @@ pub struct Training<'a, B: AutodiffBackend> {
     options: TrainOptions,
     device: B::Device,
     resumed: bool,
+    /// This replica's place in a data-parallel training (`None`: one device).
+    replica: Option<Replica>,
 }
 
 /// Check the configuration, the output folder and (on resume) the checkpoint against the model
@@ -319,6 +326,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
         options: options.clone(),
         device: device.clone(),
         resumed: options.resume,
+        replica: None,
     })
 }
 
@@ -342,6 +350,21 @@ impl<B: AutodiffBackend> Training<'_, B> {
     /// Epochs already done (0 for a fresh run).
     pub fn epochs_done(&self) -> usize {
         self.state.epochs_done
+    }
+
+    /// The device this training runs on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Make this training one replica of a data-parallel run (see [`crate::distributed`]).
+    pub(crate) fn set_replica(&mut self, replica: Replica) {
+        self.replica = Some(replica);
+    }
+
+    /// Whether this replica writes checkpoints and logs (rank 0, or no data parallelism).
+    fn writes(&self) -> bool {
+        self.replica.is_none_or(|r| r.rank == 0)
     }
 
     /// Prepare the output folder: logs cut back to the checkpoint on resume, a forced fresh run's
@@ -379,7 +402,14 @@ impl<B: AutodiffBackend> Training<'_, B> {
 
     /// Run the remaining epochs; returns the final model on the inference backend.
     pub fn run(self) -> Result<TrainOutcome<B::InnerBackend>, TrainError> {
-        let (mut step_log, mut epoch_log) = self.open_output()?;
+        let writes = self.writes();
+        let (mut step_log, mut epoch_log) = match writes {
+            true => {
+                let (steps, epochs) = self.open_output()?;
+                (Some(steps), Some(epochs))
+            }
+            false => (None, None),
+        };
         let Training {
             mut model,
             mut optim,
@@ -388,8 +418,19 @@ impl<B: AutodiffBackend> Training<'_, B> {
             dataset,
             options: opts,
             device,
+            replica,
             ..
         } = self;
+        let (rank, world) = replica.map_or((0, 1), |r| (r.rank, r.world));
+        // Random streams of one replica: the single-device ones, the rank mixed in with several.
+        let rank_seed = |parts: &[u64]| match replica {
+            Some(r) if r.world > 1 => mix_seed(&[mix_seed(parts), r.rank as u64]),
+            _ => mix_seed(parts),
+        };
+        if let Some(r) = &replica {
+            model = r.broadcast_module(model)?;
+        }
+        let neck_ids = crate::distributed::neck_param_ids(&model);
         let device = &device;
         let s = &cfg.solver;
         let last_path = opts.out_dir.join("last.ckpt");
@@ -401,16 +442,19 @@ impl<B: AutodiffBackend> Training<'_, B> {
         let transform = TransformConfig::from_dataset(&dataset.config);
         let use_text = model.config.uses_text();
         let mut text_cache = TextFeatureCache::new();
+        let mut align_caches = crate::query::AlignCaches::default();
         for epoch in state.epochs_done..s.epochs {
             let factor = schedule.factor(epoch);
             let sampler_state = sampler.state_at(epoch as u64);
-            let mut stream = train_stream(
+            let mut stream = train_stream_shard(
                 &dataset.train,
                 &sampler,
                 &sampler_state,
                 transform,
                 cfg.loader.workers,
                 cfg.loader.prefetch,
+                rank,
+                world,
             )?;
             let mut steps = stream.remaining();
             if s.max_steps_per_epoch > 0 {
@@ -448,48 +492,99 @@ impl<B: AutodiffBackend> Training<'_, B> {
                     state.global_step as u64,
                     device,
                 )?;
-                let n = batch.raw_pids.len();
+                let mut n = batch.raw_pids.len();
                 B::seed(
                     device,
-                    mix_seed(&[s.seed, epoch as u64, step as u64, 0xD20]),
+                    rank_seed(&[s.seed, epoch as u64, step as u64, 0xD20]),
                 );
                 let mut sentences =
-                    model.sentence_sampler(mix_seed(&[s.seed, epoch as u64, step as u64, 0x5E7]));
+                    model.sentence_sampler(rank_seed(&[s.seed, epoch as u64, step as u64, 0x5E7]));
                 let captions =
                     use_text.then(|| batch_captions(&batch.captions, ModalityMask::FULL));
+                // Any-modality alignment (query.align): what it reads of the batch, kept here.
+                let align_input = model.config.query.align.enabled.then(|| {
+                    (
+                        batch.images.clone(),
+                        batch.camids.clone(),
+                        batch.captions.clone(),
+                        crate::query::training_sketch(&batch),
+                        batch.present.clone(),
+                        batch.sketch_present.clone(),
+                    )
+                });
                 // The text encoder is frozen: cached features per sampled caption are exact.
                 let cached = match &captions {
                     Some(c) => text_cache.training_features(&model, c, &mut sentences, device)?,
                     None => None,
                 };
-                let output = match (cached, &presence) {
-                    (Some(text), None) => {
-                        model.forward_with_text(batch.images, Some(batch.camids), Some(text))?
+                let input = NextInput {
+                    images: batch.images,
+                    camera_ids: Some(batch.camids),
+                    captions,
+                };
+                let pre = model.forward_train_pre_neck(
+                    input,
+                    cached,
+                    presence.as_ref(),
+                    &mut sentences,
+                )?;
+                let (output, pids, rec_loss) = match &replica {
+                    Some(r) => {
+                        let global = r.global_output(&model, pre, batch.pids, presence.as_ref())?;
+                        n *= r.world;
+                        (global.output, global.labels, global.reconstruction)
                     }
-                    (Some(text), Some(p)) => model.forward_train_present_with_text(
-                        batch.images,
-                        Some(batch.camids),
-                        Some(text),
-                        p,
-                    )?,
-                    (None, presence) => {
-                        let input = NextInput {
-                            images: batch.images,
-                            camera_ids: Some(batch.camids),
-                            captions,
-                        };
-                        match presence {
-                            Some(p) => model.forward_train_present(input, p, &mut sentences)?,
-                            None => model.forward_train(input, &mut sentences)?,
-                        }
+                    None => {
+                        let output = model.apply_necks(pre);
+                        let rec = output
+                            .reconstruction
+                            .clone()
+                            .map(|r| r.into_scalar().elem());
+                        (output, batch.pids, rec)
                     }
                 };
-                let rec_loss: Option<f64> = output
-                    .reconstruction
-                    .clone()
-                    .map(|r| r.into_scalar().elem());
-                let loss = model.loss(&output, batch.pids.clone());
-                let total: f64 = loss.total.clone().into_scalar().elem();
+                let mut loss = model.loss(&output, pids.clone());
+                let mut total: f64 = loss.total.clone().into_scalar().elem();
+                if let (Some(_), Some(rec)) = (&replica, &output.reconstruction) {
+                    // This rank's loss holds its share of L_rec; log the whole batch's.
+                    let mine: f64 = rec.clone().into_scalar().elem();
+                    let weight = f64::from(model.config.umm.rec.weight);
+                    total += weight * (rec_loss.unwrap_or(0.0) - mine);
+                }
+                // Any-modality alignment (query.align), on the whole (global) batch as the
+                // other losses.
+                let mut align_loss: Option<f64> = None;
+                if let Some((images, camids, align_captions, sketch, present, sketch_present)) =
+                    align_input
+                {
+                    let align = crate::query::alignment_step(
+                        &model,
+                        crate::query::AlignBatch {
+                            images,
+                            camids,
+                            captions: &align_captions,
+                            sketch,
+                            present,
+                            sketch_present,
+                            labels: pids.clone(),
+                        },
+                        output.feature.clone(),
+                        &mut align_caches,
+                        &mut sentences,
+                        crate::query::AlignScope {
+                            replica: replica.as_ref(),
+                        },
+                        s.seed,
+                        state.global_step as u64,
+                        device,
+                    )?;
+                    if let Some(align) = align {
+                        let value = crate::query::scalar(&align.total);
+                        align_loss = Some(value);
+                        total += value;
+                        loss.total = loss.total + align.total;
+                    }
+                }
                 if !total.is_finite() {
                     return Err(TrainError::NonFinite {
                         epoch: epoch + 1,
@@ -501,13 +596,18 @@ impl<B: AutodiffBackend> Training<'_, B> {
                 let id_loss: f64 = loss.id.clone().into_scalar().elem();
                 let tri_loss: f64 = loss.triplet.clone().into_scalar().elem();
                 let predicted = output.logits.clone().argmax(1).flatten::<1>(0, 1);
-                let correct: f64 = predicted.equal(batch.pids).int().sum().into_scalar().elem();
+                let correct: f64 = predicted.equal(pids).int().sum().into_scalar().elem();
                 let scaled = match &state.loss_scaler {
                     Some(scaler) => loss.total * scaler.scale,
                     None => loss.total,
                 };
                 let mut grads = scaled.backward();
                 let mut split = groups.split(&mut grads, &model);
+                if let Some(r) = &replica {
+                    for (_, grads) in split.iter_mut() {
+                        r.reduce_gradients(grads, &model, &neck_ids)?;
+                    }
+                }
                 let apply = match state.loss_scaler.as_mut() {
                     Some(scaler) => {
                         scaler.unscale::<B, _>(split.iter_mut().map(|(_, g)| g), &model)
@@ -526,12 +626,14 @@ impl<B: AutodiffBackend> Training<'_, B> {
                 sum_tri += tri_loss * n as f64;
                 sum_acc += correct;
                 samples += n;
-                step_log.write(&serde_json::json!({
+                if let Some(step_log) = step_log.as_mut() {
+                    step_log.write(&serde_json::json!({
                 "step": state.global_step, "epoch": epoch + 1, "loss": total, "id_loss": id_loss,
                 "triplet_loss": tri_loss, "accuracy": correct / n as f64, "lr": s.base_lr * factor,
                 "loss_scale": state.loss_scaler.as_ref().map(|l| l.scale), "applied": apply,
-                "rec_loss": rec_loss,
+                "rec_loss": rec_loss, "align_loss": align_loss,
             }))?;
+                }
                 progress.set_message(format!("loss {total:.3}"));
                 progress.inc(1);
             }
@@ -552,7 +654,7 @@ impl<B: AutodiffBackend> Training<'_, B> {
             };
             let last_epoch = epoch + 1 == s.epochs;
             let eval_due = (cfg.eval.every > 0 && (epoch + 1) % cfg.eval.every == 0) || last_epoch;
-            if eval_due && !dataset.query.is_empty() {
+            if writes && eval_due && !dataset.query.is_empty() {
                 let inner = model.valid();
                 let settings = EvalSettings::from_config(&cfg, false);
                 let (results, ..) = evaluate_model(&inner, dataset, &settings, false, device)?;
@@ -575,11 +677,15 @@ impl<B: AutodiffBackend> Training<'_, B> {
                 record.epoch, record.loss, record.id_loss, record.triplet_loss, record.accuracy, record.lr, record.samples_per_sec
             );
             }
-            epoch_log.write(&record)?;
+            if let Some(epoch_log) = epoch_log.as_mut() {
+                epoch_log.write(&record)?;
+            }
             state.history.push(record);
             state.epochs_done = epoch + 1;
             state.sampler_epoch = epoch as u64 + 1;
-            if s.checkpoint_every > 0 && ((epoch + 1) % s.checkpoint_every == 0 || last_epoch) {
+            let checkpoint_due =
+                s.checkpoint_every > 0 && ((epoch + 1) % s.checkpoint_every == 0 || last_epoch);
+            if writes && checkpoint_due {
                 save_checkpoint(&last_path, &state, &model, &optim, &cfg, dataset)?;
             }
         }

@@ -4,6 +4,7 @@
 //! values back, so it is right for either normalisation.
 
 use crate::config::Normalization;
+use next_common::Modality;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
@@ -50,12 +51,12 @@ impl Degradation {
         }
     }
 
-    /// A random training degradation fitting modality `m` (0 RGB, 1 NIR, 2 TIR): RGB gets night
-    /// darkening, blur or occlusion; NIR and TIR noise, blur or occlusion.
-    pub fn random_for(modality: usize, rng: &mut SmallRng) -> Self {
+    /// A random training degradation fitting `modality`: RGB gets night darkening, blur or
+    /// occlusion; NIR and TIR noise, blur or occlusion.
+    pub fn random_for(modality: Modality, rng: &mut SmallRng) -> Self {
         let kind = rng.random_range(0..3);
         match (modality, kind) {
-            (0, 0) => Degradation::NightDark {
+            (Modality::Rgb, 0) => Degradation::NightDark {
                 brightness: rng.random_range(0.2..0.5),
                 noise: rng.random_range(0.01..0.05),
             },

@@ -2,7 +2,8 @@
 //! evaluation, applied to a [`HostBatch`] before it becomes tensors.
 //!
 //! Training: [`augment_batch`] draws per sample, deterministically from `(seed, step, position,
-//! record index)`, whether all modalities are kept (probability `p_full`) or one of the six
+//! record index)`, whether all modalities are kept (probability `p_full`, reached after a linear
+//! ramp from 1 over `ramp_steps` optimiser steps) or one of the six
 //! [`MISSING_SETTINGS`] (uniformly; never all three absent). A dropped modality's caption is
 //! cleared, but its pixels stay in the batch: the model only uses them as the reconstruction
 //! target (see [`BatchPresence::real`]). With `pixel_synth = "channel_aug"`, a dropped NIR or TIR
@@ -22,6 +23,7 @@ use crate::config::Normalization;
 use crate::error::{DataError, Result};
 use crate::loader::HostBatch;
 use crate::transform::mix_seed;
+use next_common::Modality;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -80,8 +82,12 @@ pub enum PixelSynth {
 pub struct ModalityAugConfig {
     /// Apply the augmentation at all (off: every modality present, nothing changed).
     pub enabled: bool,
-    /// Probability of keeping every modality of a sample.
+    /// Probability of keeping every modality of a sample (after the ramp).
     pub p_full: f64,
+    /// Optimiser steps over which the probability of keeping every modality falls linearly
+    /// from 1 to `p_full` (0 = `p_full` from the first step): the model first learns from
+    /// complete samples, as NEXT does, before it learns to do without modalities.
+    pub ramp_steps: u64,
     /// Pixel-level synthesis of a dropped NIR/TIR from RGB.
     pub pixel_synth: PixelSynth,
     /// Probability of pixel synthesis for each eligible dropped modality.
@@ -95,6 +101,7 @@ impl Default for ModalityAugConfig {
         Self {
             enabled: false,
             p_full: 0.5,
+            ramp_steps: 0,
             pixel_synth: PixelSynth::None,
             pixel_synth_prob: 0.5,
             uncertain_prob: 0.1,
@@ -118,14 +125,23 @@ impl ModalityAugConfig {
         }
         Ok(())
     }
+
+    /// The probability of keeping every modality at optimiser step `step` (0-based).
+    pub fn p_full_at(&self, step: u64) -> f64 {
+        if step >= self.ramp_steps {
+            return self.p_full;
+        }
+        1.0 - (1.0 - self.p_full) * step as f64 / self.ramp_steps as f64
+    }
 }
 
 /// What [`augment_batch`] did to each sample of a batch.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchPresence {
-    /// Per sample, the modalities the model may see (never all false).
+    /// Per sample, the modalities the model may see (never all false for a sample whose record
+    /// has a spectrum; a sketch or text query has none).
     pub present: Vec<[bool; 3]>,
-    /// Per sample, the modalities whose pixels are in the batch: all of them, since a dropped
+    /// Per sample, the modalities whose pixels are in the batch: all its record has, since a dropped
     /// modality keeps its real image as the reconstruction target (`real` but not `present`)
     /// and a pixel-synthesised one is present.
     pub real: Vec<[bool; 3]>,
@@ -156,9 +172,14 @@ pub fn augment_batch(
 ) -> Result<BatchPresence> {
     cfg.validate()?;
     let n = batch.len();
+    let recorded = if batch.present.len() == n {
+        batch.present.clone()
+    } else {
+        vec![[true; 3]; n]
+    };
     let mut out = BatchPresence {
-        present: vec![[true; 3]; n],
-        real: vec![[true; 3]; n],
+        present: recorded.clone(),
+        real: recorded.clone(),
         pixel_synth: vec![[false; 3]; n],
         degraded: vec![[None; 3]; n],
     };
@@ -168,16 +189,31 @@ pub fn augment_batch(
     let [h, w] = batch.size.map(|v| v as usize);
     let len = image_len(batch)?;
     for i in 0..n {
-        let mut rng =
-            SmallRng::seed_from_u64(mix_seed(&[seed, step, i as u64, batch.indices[i] as u64]));
-        let keep = draw_presence(&mut rng, cfg.p_full);
+        let mut rng = SmallRng::seed_from_u64(mix_seed(&[
+            seed,
+            step,
+            (batch.first_position + i) as u64,
+            batch.indices[i] as u64,
+        ]));
+        // Only what the record has can be kept; a draw that keeps nothing of it keeps it all.
+        let drawn = draw_presence(&mut rng, cfg.p_full_at(step));
+        let has = recorded[i];
+        if has == [false; 3] {
+            // A sketch or text sample: no spectrum to drop, synthesise or degrade.
+            continue;
+        }
+        let kept: [bool; 3] = std::array::from_fn(|m| drawn[m] && has[m]);
+        let keep = if kept.iter().any(|&k| k) { kept } else { has };
         let mut present = keep;
         for m in 0..3 {
             if keep[m] {
                 continue;
             }
             batch.captions[m][i].clear();
-            let eligible = m > 0 && keep[0] && cfg.pixel_synth == PixelSynth::ChannelAug;
+            let infrared = Modality::ALL[m] != Modality::Rgb;
+            let eligible = infrared
+                && keep[Modality::Rgb.index()]
+                && cfg.pixel_synth == PixelSynth::ChannelAug;
             if eligible && rng.random::<f64>() < cfg.pixel_synth_prob {
                 let (rgb, ir) = split_two(&mut batch.pixels, m);
                 channel_augment(
@@ -193,7 +229,7 @@ pub fn augment_batch(
         }
         for (m, &kept) in keep.iter().enumerate() {
             if kept && rng.random::<f64>() < cfg.uncertain_prob {
-                let d = Degradation::random_for(m, &mut rng);
+                let d = Degradation::random_for(Modality::ALL[m], &mut rng);
                 d.apply(
                     &mut batch.pixels[m][i * len..(i + 1) * len],
                     h,
@@ -237,12 +273,12 @@ impl TestDegradation {
         }
     }
 
-    /// The degraded modality (0 RGB, 1 NIR, 2 TIR).
-    pub fn modality(self) -> usize {
+    /// The degraded modality.
+    pub fn modality(self) -> Modality {
         match self {
-            TestDegradation::NightRgb => 0,
-            TestDegradation::NoisyNir => 1,
-            TestDegradation::BlurredTir => 2,
+            TestDegradation::NightRgb => Modality::Rgb,
+            TestDegradation::NoisyNir => Modality::Nir,
+            TestDegradation::BlurredTir => Modality::Tir,
         }
     }
 
@@ -269,7 +305,7 @@ pub fn apply_test_degradation(
 ) -> Result<()> {
     let [h, w] = batch.size.map(|v| v as usize);
     let len = image_len(batch)?;
-    let m = setting.modality();
+    let m = setting.modality().index();
     let degradation = setting.degradation();
     for (i, &record) in batch.indices.iter().enumerate() {
         let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, record as u64, m as u64]));

@@ -16,6 +16,10 @@ fn batch(n: usize, h: usize, w: usize) -> HostBatch {
         camids: vec![0; n],
         sceneids: vec![-1; n],
         captions: std::array::from_fn(|m| (0..n).map(|i| format!("caption {m} {i}.")).collect()),
+        present: vec![[true; 3]; n],
+        sketch: None,
+        sketch_present: vec![false; n],
+        first_position: 0,
     }
 }
 
@@ -132,7 +136,7 @@ fn test_degradations_are_per_record_deterministic_and_touch_one_modality() {
         let mut whole = batch(4, 6, 4);
         apply_test_degradation(&mut whole, setting, Normalization::Half, 11).unwrap();
         let original = batch(4, 6, 4);
-        let m = setting.modality();
+        let m = setting.modality().index();
         for other in (0..3).filter(|&o| o != m) {
             assert_eq!(whole.pixels[other], original.pixels[other]);
         }
@@ -174,4 +178,62 @@ fn missing_settings_clear_captions_and_bad_probabilities_are_errors() {
     };
     let err = augment_batch(&mut b, &bad, Normalization::Half, 0, 0).unwrap_err();
     assert!(err.to_string().contains("p_full"), "{err}");
+}
+
+#[test]
+fn the_ramp_keeps_every_modality_first_and_reaches_p_full() {
+    let cfg = ModalityAugConfig {
+        p_full: 0.4,
+        ramp_steps: 100,
+        uncertain_prob: 0.0,
+        ..enabled()
+    };
+    assert_eq!(cfg.p_full_at(0), 1.0);
+    assert!((cfg.p_full_at(50) - 0.7).abs() < 1e-12);
+    assert_eq!(cfg.p_full_at(100), 0.4);
+    assert_eq!(cfg.p_full_at(10_000), 0.4);
+    let mut first = batch(16, 4, 2);
+    let presence = augment_batch(&mut first, &cfg, Normalization::Half, 3, 0).unwrap();
+    assert!(presence.present.iter().all(|p| *p == [true; 3]));
+    let no_ramp = ModalityAugConfig {
+        ramp_steps: 0,
+        ..cfg.clone()
+    };
+    let (mut a, mut b) = (batch(16, 4, 2), batch(16, 4, 2));
+    let after = augment_batch(&mut a, &cfg, Normalization::Half, 3, 100).unwrap();
+    let plain = augment_batch(&mut b, &no_ramp, Normalization::Half, 3, 100).unwrap();
+    assert_eq!(after.present, plain.present);
+}
+
+#[test]
+fn a_data_parallel_part_is_augmented_as_in_the_whole_batch() {
+    let cfg = enabled();
+    let mut whole = batch(16, 4, 2);
+    let all = augment_batch(&mut whole, &cfg, Normalization::Half, 3, 2).unwrap();
+    let len = 3 * 4 * 2;
+    let part = |first: usize, n: usize| {
+        let full = batch(16, 4, 2);
+        let mut b = HostBatch {
+            pixels: full
+                .pixels
+                .map(|p| p[first * len..(first + n) * len].to_vec()),
+            indices: full.indices[first..first + n].to_vec(),
+            labels: vec![0; n],
+            pids: vec![0; n],
+            camids: vec![0; n],
+            sceneids: vec![-1; n],
+            captions: full.captions.map(|c| c[first..first + n].to_vec()),
+            present: full.present[first..first + n].to_vec(),
+            sketch_present: full.sketch_present[first..first + n].to_vec(),
+            first_position: first,
+            ..full
+        };
+        let drawn = augment_batch(&mut b, &cfg, Normalization::Half, 3, 2).unwrap();
+        (drawn, b)
+    };
+    let (second, b) = part(8, 8);
+    assert_eq!(second.present, all.present[8..]);
+    assert_eq!(second.degraded, all.degraded[8..]);
+    assert_eq!(b.pixels[2], whole.pixels[2][8 * len..]);
+    assert_eq!(b.captions[1], whole.captions[1][8..]);
 }

@@ -1,8 +1,10 @@
 //! Identities of the synthetic benchmark: visible attributes, hidden cues per modality, and the
 //! NEXT-template captions each modality can support.
 
+use next_common::Modality;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 /// A named colour with its visible RGB value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,48 +121,43 @@ pub struct Identity {
     pub hot_spot: f32,
 }
 
-/// Draw the identities of a benchmark. Identities come in look-alike groups of three that share
-/// every RGB-visible garment attribute and differ in NIR fabric, TIR heat, build and glasses, so no
-/// single modality separates all identities.
-pub fn draw_identities(seed: u64, first_pid: u32, count: usize) -> Vec<Identity> {
-    let mut out = Vec::with_capacity(count);
-    let mut base: Option<Identity> = None;
+/// What the members of a look-alike group of three share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookAlikes {
+    /// Members wear the same garment models (upper and lower type, and with them the fabrics:
+    /// NIR reflectances and stripes) and share sex and hair length, but each wears them in its
+    /// own colours (the lower-garment colour distinct inside the group) and draws its own shoes,
+    /// hair tone, skin, glasses, bag, build and body heat. RGB tells members apart by day (colours),
+    /// TIR by heat, hot spot and build, NIR only by small cues (hair tone, skin, bag), as on real
+    /// data where RGB and TIR identify best and NIR least; NIR keeps working at night.
+    #[default]
+    GarmentModels,
+    /// The drawing before issue 12's benchmark fix: members share every RGB-visible garment and
+    /// differ only in NIR fabric, TIR heat, build and glasses (RGB identifies worst). The
+    /// pretraining split keeps it so that the committed `assets/clip-tiny-pretrained` stays
+    /// reproducible by its command.
+    AllVisible,
+}
+
+/// Draw the identities of a benchmark. Identities come in look-alike groups of three (pids
+/// `first_pid`, `first_pid + 1`, ... in order); what a group shares is set by `look_alikes`. No
+/// single modality separates all identities: night hides colours from RGB, TIR sees no colour,
+/// NIR sees neither colour nor heat.
+pub fn draw_identities(
+    seed: u64,
+    first_pid: u32,
+    count: usize,
+    look_alikes: LookAlikes,
+) -> Vec<Identity> {
+    let mut out: Vec<Identity> = Vec::with_capacity(count);
     for i in 0..count {
         let pid = first_pid + i as u32;
-        let mut rng =
-            SmallRng::seed_from_u64(crate::transform::mix_seed(&[seed, 0x1D, pid as u64]));
-        let fresh = Identity {
-            pid,
-            female: rng.random::<bool>(),
-            upper_type: rng.random_range(0..UPPER.len()),
-            upper_colour: rng.random_range(0..PALETTE.len()),
-            lower_type: rng.random_range(0..LOWER.len()),
-            lower_colour: rng.random_range(0..4),
-            shoes: rng.random_range(0..SHOES.len()),
-            hair: rng.random_range(0..HAIR.len()),
-            hair_tone: [0.08, 0.25, 0.6, 0.8][rng.random_range(0..4)],
-            skin_tone: rng.random_range(0.35..0.85),
-            glasses: rng.random::<f32>() < 0.4,
-            bag: rng.random_range(0..BAGS.len()),
-            bag_colour: rng.random_range(0..PALETTE.len()),
-            height: rng.random_range(0.88..1.0),
-            width: rng.random_range(0.9..1.1),
-            upper_nir: rng.random_range(0.2..0.95),
-            lower_nir: rng.random_range(0.2..0.9),
-            stripes: if rng.random::<f32>() < 0.5 {
-                rng.random_range(4.0..10.0)
-            } else {
-                0.0
-            },
-            heat: rng.random_range(-0.12..0.12),
-            hot_spot: if rng.random::<f32>() < 0.5 {
-                rng.random_range(0.2..0.45)
-            } else {
-                0.0
-            },
-        };
-        let id = match (&base, i % 3) {
-            (Some(b), 1 | 2) => Identity {
+        let fresh = draw_one(seed, pid);
+        let group = &out[i - i % 3..];
+        let id = match (group.first(), look_alikes) {
+            (None, _) => fresh,
+            (Some(b), LookAlikes::AllVisible) => Identity {
                 pid,
                 glasses: fresh.glasses,
                 height: fresh.height,
@@ -172,14 +169,68 @@ pub fn draw_identities(seed: u64, first_pid: u32, count: usize) -> Vec<Identity>
                 hot_spot: fresh.hot_spot,
                 ..b.clone()
             },
-            _ => fresh,
+            (Some(b), LookAlikes::GarmentModels) => {
+                // The first lower colour (cyclically from the drawn one) no earlier member wears.
+                let taken: Vec<usize> = group.iter().map(|m| m.lower_colour).collect();
+                let lower_colour = (0..LOWER_COLOURS)
+                    .map(|k| (fresh.lower_colour + k) % LOWER_COLOURS)
+                    .find(|c| !taken.contains(c))
+                    .unwrap_or(fresh.lower_colour);
+                Identity {
+                    female: b.female,
+                    hair: b.hair,
+                    upper_type: b.upper_type,
+                    lower_type: b.lower_type,
+                    upper_nir: b.upper_nir,
+                    lower_nir: b.lower_nir,
+                    stripes: b.stripes,
+                    lower_colour,
+                    ..fresh
+                }
+            }
         };
-        if i % 3 == 0 {
-            base = Some(id.clone());
-        }
         out.push(id);
     }
     out
+}
+
+/// Lower garments (and vehicle trims) take the first colours of [`PALETTE`] (black, white, grey,
+/// red): at least three, so members of a look-alike group can each wear their own.
+pub const LOWER_COLOURS: usize = 4;
+
+/// One identity drawn from the seed and its pid alone.
+fn draw_one(seed: u64, pid: u32) -> Identity {
+    let mut rng = SmallRng::seed_from_u64(crate::transform::mix_seed(&[seed, 0x1D, pid as u64]));
+    Identity {
+        pid,
+        female: rng.random::<bool>(),
+        upper_type: rng.random_range(0..UPPER.len()),
+        upper_colour: rng.random_range(0..PALETTE.len()),
+        lower_type: rng.random_range(0..LOWER.len()),
+        lower_colour: rng.random_range(0..LOWER_COLOURS),
+        shoes: rng.random_range(0..SHOES.len()),
+        hair: rng.random_range(0..HAIR.len()),
+        hair_tone: [0.08, 0.25, 0.6, 0.8][rng.random_range(0..4)],
+        skin_tone: rng.random_range(0.35..0.85),
+        glasses: rng.random::<f32>() < 0.4,
+        bag: rng.random_range(0..BAGS.len()),
+        bag_colour: rng.random_range(0..PALETTE.len()),
+        height: rng.random_range(0.88..1.0),
+        width: rng.random_range(0.9..1.1),
+        upper_nir: rng.random_range(0.2..0.95),
+        lower_nir: rng.random_range(0.2..0.9),
+        stripes: if rng.random::<f32>() < 0.5 {
+            rng.random_range(4.0..10.0)
+        } else {
+            0.0
+        },
+        heat: rng.random_range(-0.12..0.12),
+        hot_spot: if rng.random::<f32>() < 0.5 {
+            rng.random_range(0.2..0.45)
+        } else {
+            0.0
+        },
+    }
 }
 
 /// Conditions of one image, shared by its three modalities.
@@ -216,9 +267,9 @@ pub fn bag_visible(id: &Identity, view: u8) -> bool {
     }
 }
 
-/// The NEXT-template caption of one person image for modality `m` (0 RGB, 1 NIR, 2 TIR), saying
+/// The NEXT-template caption of one person image for modality `m`, saying
 /// only what that modality can show ("unknown" where it cannot).
-pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
+pub fn person_caption(id: &Identity, shot: &Shot, m: Modality) -> String {
     let (noun, pron, poss) = if id.female {
         ("female", "She", "her")
     } else {
@@ -231,19 +282,19 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         "daytime in bright lighting"
     };
     let mut s = match m {
-        2 => format!("An adult {noun} seen from the {view}."),
+        Modality::Tir => format!("An adult {noun} seen from the {view}."),
         _ => format!("An adult {noun} seen from the {view} during {light}."),
     };
     let upper = UPPER[id.upper_type].0;
     let lower = LOWER[id.lower_type];
     let pattern = if id.stripes > 0.0 { "striped " } else { "" };
     let (uc, lc) = match (m, shot.night) {
-        (0, false) => (
+        (Modality::Rgb, false) => (
             format!("{} ", PALETTE[id.upper_colour].name),
             format!("{} ", PALETTE[id.lower_colour].name),
         ),
-        (0, true) => ("dark ".to_string(), "dark ".to_string()),
-        (1, _) => (pattern.to_string(), String::new()),
+        (Modality::Rgb, true) => ("dark ".to_string(), "dark ".to_string()),
+        (Modality::Nir, _) => (pattern.to_string(), String::new()),
         _ => (String::new(), String::new()),
     };
     let upper_phrase = format!("{uc}{upper}");
@@ -261,7 +312,7 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
     );
     let hair_word = capitalise(HAIR[id.hair]);
     let glasses = match (m, shot.view, shot.night) {
-        (1, _, _) | (_, 1, _) | (0, _, true) => format!(
+        (Modality::Nir, _, _) | (_, 1, _) | (Modality::Rgb, _, true) => format!(
             "it is unknown whether {} wears glasses",
             pron.to_lowercase()
         ),
@@ -269,15 +320,15 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         _ => format!("{} is not wearing glasses", pron.to_lowercase()),
     };
     s += &format!(" {hair_word} straight hair and {glasses}.");
-    let bag_seen = bag_visible(id, shot.view) && !(m == 2 && id.bag == 2);
+    let bag_seen = bag_visible(id, shot.view) && !(m == Modality::Tir && id.bag == 2);
     s += &if bag_seen {
         format!(" {pron} is carrying {}.", BAGS[id.bag])
-    } else if m == 2 && id.bag == 2 {
+    } else if m == Modality::Tir && id.bag == 2 {
         " A carried item cannot be made out.".to_string()
     } else {
         format!(" {pron} is not carrying anything visible.")
     };
-    if m == 2 {
+    if m == Modality::Tir {
         let warmth = if id.heat > 0.04 {
             "warm"
         } else if id.heat < -0.04 {
@@ -291,7 +342,7 @@ pub fn person_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         );
     }
     let quality = match (m, shot.night, shot.blurry) {
-        (0, true, _) => "noisy",
+        (Modality::Rgb, true, _) => "noisy",
         (_, _, true) => "blurry",
         _ => "clear",
     };
@@ -307,12 +358,12 @@ fn capitalise(word: &str) -> String {
 }
 
 /// The NEXT-style caption of one vehicle image for modality `m`.
-pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
+pub fn vehicle_caption(id: &Identity, shot: &Shot, m: Modality) -> String {
     let kind = VEHICLES[id.upper_type].0;
     let view = ["front", "rear", "side"][shot.view as usize];
     let colour = match (m, shot.night) {
-        (0, false) => format!("{} ", PALETTE[id.upper_colour].name),
-        (0, true) => "dark ".to_string(),
+        (Modality::Rgb, false) => format!("{} ", PALETTE[id.upper_colour].name),
+        (Modality::Rgb, true) => "dark ".to_string(),
         _ => String::new(),
     };
     let light = if shot.night {
@@ -320,7 +371,7 @@ pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
     } else {
         "bright daytime light"
     };
-    let quality = if m == 0 && shot.night {
+    let quality = if m == Modality::Rgb && shot.night {
         "noisy"
     } else if shot.blurry {
         "blurry"
@@ -328,7 +379,7 @@ pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         "clear"
     };
     let phrase = format!("{colour}{kind}");
-    let mut s = if m == 2 {
+    let mut s = if m == Modality::Tir {
         format!(
             "{} {phrase} viewed from the {view} (image appears {quality}).",
             capitalise(article(&phrase))
@@ -346,11 +397,11 @@ pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         " Roof rack is not present."
     };
     s += match (id.bag, m) {
-        (_, 2) => " Spoiler is unknown.",
+        (_, Modality::Tir) => " Spoiler is unknown.",
         (1, _) => " Spoiler is present.",
         _ => " Spoiler is not present.",
     };
-    if m == 2 {
+    if m == Modality::Tir {
         s += if id.heat > 0.0 {
             " The engine area appears hot."
         } else {
@@ -358,4 +409,108 @@ pub fn vehicle_caption(id: &Identity, shot: &Shot, m: usize) -> String {
         };
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The attributes an RGB camera shows by day.
+    fn rgb_visible(id: &Identity) -> impl PartialEq + std::fmt::Debug {
+        (
+            (id.female, id.upper_type, id.upper_colour, id.lower_type),
+            (id.lower_colour, id.shoes, id.hair, id.glasses, id.bag),
+            (
+                id.bag_colour,
+                id.hair_tone.to_bits(),
+                id.skin_tone.to_bits(),
+            ),
+        )
+    }
+
+    /// [`identities_hash`] of `draw_identities(7001, 500001, 144)`, the `next pretrain` split.
+    const RECORDED_PRETRAIN_SPLIT_HASH: u64 = 0x6ca2_74d0_ee30_027f;
+
+    /// FNV-1a over the debug text of every identity.
+    fn identities_hash(ids: &[Identity]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in format!("{ids:?}").bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    #[test]
+    fn look_alike_members_share_garment_models_and_differ_in_a_visible_colour() {
+        for seed in [1, 2024, 7001] {
+            let ids = draw_identities(seed, 1, 90, LookAlikes::GarmentModels);
+            for group in ids.chunks(3) {
+                let b = &group[0];
+                for m in group {
+                    assert_eq!(
+                        (m.female, m.hair, m.upper_type, m.lower_type),
+                        (b.female, b.hair, b.upper_type, b.lower_type)
+                    );
+                    // The same fabrics: a group looks alike in NIR.
+                    assert_eq!(
+                        (m.upper_nir, m.lower_nir, m.stripes),
+                        (b.upper_nir, b.lower_nir, b.stripes)
+                    );
+                    assert!(m.lower_colour < LOWER_COLOURS);
+                }
+                for (i, a) in group.iter().enumerate() {
+                    for c in &group[i + 1..] {
+                        // Every pair differs in at least one RGB-visible attribute: the lower
+                        // garment's colour, which only RGB (by day) shows.
+                        assert_ne!(a.lower_colour, c.lower_colour, "pids {} {}", a.pid, c.pid);
+                        assert_ne!(rgb_visible(a), rgb_visible(c));
+                    }
+                }
+            }
+            // The members' own cues are drawn, not copied: builds and heat vary inside groups,
+            // and so do upper colours in most groups.
+            let varied = ids
+                .chunks(3)
+                .filter(|g| g[0].heat != g[1].heat && g[0].height != g[1].height)
+                .count();
+            assert_eq!(varied, 30);
+            let coloured = ids
+                .chunks(3)
+                .filter(|g| g[0].upper_colour != g[1].upper_colour)
+                .count();
+            assert!(coloured > 20, "{coloured} of 30");
+        }
+    }
+
+    #[test]
+    fn all_visible_groups_keep_the_drawing_the_pretrained_clip_was_trained_on() {
+        let ids = draw_identities(7_001, 500_001, 144, LookAlikes::AllVisible);
+        for group in ids.chunks(3) {
+            for m in group {
+                let b = &group[0];
+                let visible = |id: &Identity| {
+                    (
+                        (id.female, id.upper_type, id.upper_colour, id.lower_type),
+                        (id.lower_colour, id.shoes, id.hair, id.bag, id.bag_colour),
+                        (id.hair_tone.to_bits(), id.skin_tone.to_bits()),
+                    )
+                };
+                assert_eq!(visible(m), visible(b));
+            }
+        }
+        // Recorded with the generator before `LookAlikes` existed (commit dd2e5d8), which
+        // drew the split of `next pretrain` that assets/clip-tiny-pretrained came from.
+        assert_eq!(identities_hash(&ids), RECORDED_PRETRAIN_SPLIT_HASH);
+    }
+
+    #[test]
+    fn pids_draw_the_same_identity_in_any_count_and_the_sharing_modes_differ() {
+        let long = draw_identities(5, 10, 30, LookAlikes::GarmentModels);
+        let short = draw_identities(5, 10, 8, LookAlikes::GarmentModels);
+        assert_eq!(long[..8], short[..]);
+        let old = draw_identities(5, 10, 30, LookAlikes::AllVisible);
+        assert_eq!(old[0], long[0]);
+        assert_ne!(old[1..], long[1..]);
+    }
 }

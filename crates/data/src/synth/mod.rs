@@ -4,20 +4,35 @@
 //! Physics: by night the RGB camera sees a dark, noisy, sodium-tinted scene while the NIR camera
 //! (active illumination) keeps fabric texture and the TIR camera shows body heat; TIR shows no
 //! colour; glasses are seen in RGB (day) and TIR (cold lenses) but not NIR; stripes are strong in
-//! NIR only; fabric NIR reflectance is unrelated to visible colour. Identities come in look-alike
-//! triples sharing all RGB-visible garments, so no single modality separates everyone.
+//! NIR only; fabric NIR reflectance is unrelated to visible colour.
+//!
+//! Identities come in look-alike triples ([`LookAlikes`]). By default a triple wears the same
+//! garment models (upper and lower type with their fabrics: NIR reflectance and stripes) and shares
+//! sex and hair length, while every member wears them in its own colours (the lower-garment colour
+//! distinct inside the triple) and draws its own shoes, hair tone, skin, glasses, bag, build and body
+//! heat. So, as on real RGBNT201, RGB (colours, by day) and TIR (heat, hot spot, build) each tell
+//! members apart, NIR less (same fabrics: only hair tone, skin, bag and build differ) but it keeps
+//! working at night when RGB is dark, and no single modality separates everyone: night hides
+//! colours from RGB, TIR sees no colour, NIR neither colour nor heat. `LookAlikes::AllVisible`
+//! is the earlier drawing (a triple shares every RGB-visible garment, so RGB identified worst),
+//! kept for the `next pretrain` split that the committed tiny CLIP was trained on.
+//!
+//! Each shot also gets a line drawing of the identity in `SK/` beside `RGB/`, `NI/`, `TI/` (same
+//! file name; see [`sketch`]), read with `data.sketch = "folder"`; `sketches = false` leaves it out.
 
 pub mod identity;
 pub mod render;
 mod shapes;
+pub mod sketch;
 
 use crate::captions::captions_to_json;
 use crate::config::{DatasetConfig, DatasetKind};
 use crate::error::{DataError, Result};
 use crate::transform::mix_seed;
+pub use identity::LookAlikes;
 use identity::{draw_identities, person_caption, vehicle_caption, Identity, Shot};
 use image::RgbImage;
-use next_common::{FileError, Progress};
+use next_common::{FileError, Modality, Progress};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -47,6 +62,9 @@ pub struct SynthConfig {
     pub train_ids: usize,
     /// Test identities (test is query and gallery, as in RGBNT201).
     pub test_ids: usize,
+    /// Pid of the first identity (identities are drawn from the seed and their pid, so another
+    /// pid range gives other identities: `next pretrain` uses one disjoint from the benchmark's).
+    pub first_pid: u32,
     /// Images (triplets) per identity, spread over the cameras.
     pub images_per_id: usize,
     /// Cameras (1..=9).
@@ -59,6 +77,10 @@ pub struct SynthConfig {
     pub blur_ratio: f32,
     /// JPEG quality (1..=100).
     pub jpeg_quality: u8,
+    /// Draw a sketch of every shot into `SK/` (default true).
+    pub sketches: bool,
+    /// What the members of a look-alike group of three share (default: garment models, not colours).
+    pub look_alikes: LookAlikes,
 }
 
 impl Default for SynthConfig {
@@ -68,12 +90,15 @@ impl Default for SynthConfig {
             object: SynthObject::Person,
             train_ids: 48,
             test_ids: 24,
+            first_pid: 1,
             images_per_id: 8,
             cameras: 4,
             image_size: None,
             night_ratio: 0.4,
             blur_ratio: 0.15,
             jpeg_quality: 90,
+            sketches: true,
+            look_alikes: LookAlikes::default(),
         }
     }
 }
@@ -107,11 +132,18 @@ impl SynthConfig {
                 self.cameras
             ));
         }
-        let ids = self.train_ids.checked_add(self.test_ids);
-        if self.train_ids == 0 || self.test_ids == 0 || ids.is_none_or(|n| n > 999_999) {
+        let last_pid = self
+            .train_ids
+            .checked_add(self.test_ids)
+            .and_then(|n| n.checked_add(self.first_pid as usize));
+        if self.train_ids == 0
+            || self.test_ids == 0
+            || self.first_pid == 0
+            || last_pid.is_none_or(|n| n > 1_000_000)
+        {
             return bad(format!(
-                "train_ids ({}) and test_ids ({}) must be positive and together fit 6-digit pids (at most 999999)",
-                self.train_ids, self.test_ids
+                "train_ids ({}) and test_ids ({}) must be positive and, from first_pid ({}, at least 1), fit 6-digit pids (at most 999999)",
+                self.train_ids, self.test_ids, self.first_pid
             ));
         }
         if !(2..=10_000).contains(&self.images_per_id) {
@@ -155,6 +187,8 @@ pub struct SynthSummary {
     pub object: SynthObject,
     /// Image `[height, width]`.
     pub image_size: [u32; 2],
+    /// Whether `SK/` sketches were written.
+    pub sketches: bool,
 }
 
 impl SynthSummary {
@@ -163,6 +197,9 @@ impl SynthSummary {
         let mut cfg =
             DatasetConfig::new(&self.root, DatasetKind::Rgbnt201).with_captions(&self.captions);
         cfg.image_size = Some(self.image_size);
+        if self.sketches {
+            cfg.sketch = crate::config::SketchSource::Folder;
+        }
         cfg
     }
 }
@@ -221,14 +258,14 @@ where
     std::fs::write(path, buf).map_err(|e| FileError::new("writing", path, e).into())
 }
 
-fn caption(id: &Identity, shot: &Shot, object: SynthObject, m: usize) -> String {
+fn caption(id: &Identity, shot: &Shot, object: SynthObject, m: Modality) -> String {
     match object {
         SynthObject::Person => person_caption(id, shot, m),
         SynthObject::Vehicle => vehicle_caption(id, shot, m),
     }
 }
 
-/// Write the synthetic benchmark under `out_dir`: `train_171/{RGB,NI,TI}`, `test/{RGB,NI,TI}`,
+/// Write the synthetic benchmark under `out_dir`: `train_171/{RGB,NI,TI,SK}`, `test/{RGB,NI,TI,SK}`,
 /// `captions/{train,test}_{RGB,NI,TI}.json` and `contact_sheet.png`. Deterministic from the seed;
 /// rendering runs on the rayon pool and reports to `progress` (one step per triplet).
 pub fn write_synthetic(
@@ -239,7 +276,12 @@ pub fn write_synthetic(
     cfg.validate()?;
     let size = cfg.size();
     let vehicle = cfg.object == SynthObject::Vehicle;
-    let ids = draw_identities(cfg.seed, 1, cfg.train_ids + cfg.test_ids);
+    let ids = draw_identities(
+        cfg.seed,
+        cfg.first_pid,
+        cfg.train_ids + cfg.test_ids,
+        cfg.look_alikes,
+    );
     let jobs = plan_shots(cfg, &ids);
     let split_dir = |train: bool| out_dir.join(if train { "train_171" } else { "test" });
     for train in [true, false] {
@@ -256,7 +298,7 @@ pub fn write_synthetic(
         }
     }
     for train in [true, false] {
-        for tag in ["RGB", "NI", "TI"] {
+        for tag in modality_folders(cfg) {
             let d = split_dir(train).join(tag);
             std::fs::create_dir_all(&d).map_err(|e| FileError::new("creating folder", &d, e))?;
         }
@@ -276,7 +318,11 @@ pub fn write_synthetic(
                 write_jpeg(&dir.join("RGB").join(&job.name), &rgb, cfg.jpeg_quality)?;
                 write_jpeg(&dir.join("NI").join(&job.name), &nir, cfg.jpeg_quality)?;
                 write_jpeg(&dir.join("TI").join(&job.name), &tir, cfg.jpeg_quality)?;
-                Ok([0, 1, 2].map(|m| caption(id, &job.shot, cfg.object, m)))
+                if cfg.sketches {
+                    let drawn = sketch::render_sketch(id, &job.shot, vehicle, size);
+                    write_jpeg(&dir.join("SK").join(&job.name), &drawn, cfg.jpeg_quality)?;
+                }
+                Ok(Modality::ALL.map(|m| caption(id, &job.shot, cfg.object, m)))
             })
             .collect();
         for (job, result) in chunk.iter().zip(results) {
@@ -290,9 +336,10 @@ pub fn write_synthetic(
     }
     let caption_dir = out_dir.join("captions");
     for (split, prefix) in ["train", "test"].into_iter().enumerate() {
-        for (m, tag) in ["RGB", "NI", "TI"].into_iter().enumerate() {
-            let path = caption_dir.join(format!("{prefix}_{tag}.json"));
-            next_common::write_atomic(&path, captions_to_json(&captions[split][m]).as_bytes())?;
+        for m in Modality::ALL {
+            let path = caption_dir.join(format!("{prefix}_{}.json", m.caption_tag()));
+            let json = captions_to_json(&captions[split][m.index()]);
+            next_common::write_atomic(&path, json.as_bytes())?;
         }
     }
     let sheet_path = out_dir.join("contact_sheet.png");
@@ -314,10 +361,51 @@ pub fn write_synthetic(
         test_triplets: jobs.len() - train_triplets,
         object: cfg.object,
         image_size: size,
+        sketches: cfg.sketches,
     })
 }
 
-/// A grid of the first identities: one row per identity, shots side by side, each as RGB|NIR|TIR.
+/// [`write_synthetic`] unless `out_dir` already holds the benchmark of exactly these settings
+/// (recorded in `out_dir/synthetic.json` after a complete write), which is then reused.
+pub fn write_or_reuse_synthetic(
+    cfg: &SynthConfig,
+    out_dir: &Path,
+    progress: &mut Progress,
+) -> Result<SynthSummary> {
+    let marker = out_dir.join("synthetic.json");
+    let wanted = serde_json::to_vec_pretty(cfg).map_err(|e| DataError::Setting(e.to_string()))?;
+    if marker.is_file() && next_common::read_file(&marker)? == wanted {
+        let count = |train: bool| {
+            let per_id = cfg.images_per_id;
+            per_id * if train { cfg.train_ids } else { cfg.test_ids }
+        };
+        return Ok(SynthSummary {
+            root: out_dir.to_path_buf(),
+            captions: out_dir.join("captions"),
+            contact_sheet: out_dir.join("contact_sheet.png"),
+            train_triplets: count(true),
+            test_triplets: count(false),
+            object: cfg.object,
+            image_size: cfg.size(),
+            sketches: cfg.sketches,
+        });
+    }
+    let summary = write_synthetic(cfg, out_dir, progress)?;
+    next_common::write_atomic(&marker, &wanted)?;
+    Ok(summary)
+}
+
+/// The image folders of each split: the three spectra, and `SK` when sketches are drawn.
+fn modality_folders(cfg: &SynthConfig) -> &'static [&'static str] {
+    if cfg.sketches {
+        &["RGB", "NI", "TI", "SK"]
+    } else {
+        &["RGB", "NI", "TI"]
+    }
+}
+
+/// A grid of the first identities: one row per identity, shots side by side, each as
+/// RGB|NIR|TIR (|sketch).
 fn contact_sheet(
     cfg: &SynthConfig,
     ids: &[Identity],
@@ -329,7 +417,8 @@ fn contact_sheet(
     let shots = cfg.images_per_id.min(4);
     let [h, w] = size;
     let gap = 2u32;
-    let cell_w = 3 * w + 2 * gap + 6;
+    let panels = modality_folders(cfg).len() as u32;
+    let cell_w = panels * w + (panels - 1) * gap + 6;
     let mut sheet = RgbImage::from_pixel(
         shots as u32 * cell_w,
         rows as u32 * (h + gap),
@@ -350,6 +439,16 @@ fn contact_sheet(
             let tir = image::DynamicImage::ImageLuma8(tir).to_rgb8();
             image::imageops::replace(&mut sheet, &nir, (x0 + w + gap) as i64, y0 as i64);
             image::imageops::replace(&mut sheet, &tir, (x0 + 2 * (w + gap)) as i64, y0 as i64);
+            if cfg.sketches {
+                let drawn = sketch::render_sketch(id, &job.shot, vehicle, size);
+                let drawn = image::DynamicImage::ImageLuma8(drawn).to_rgb8();
+                image::imageops::replace(
+                    &mut sheet,
+                    &drawn,
+                    (x0 + 3 * (w + gap)) as i64,
+                    y0 as i64,
+                );
+            }
         }
     }
     sheet

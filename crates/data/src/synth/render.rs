@@ -10,7 +10,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 /// Value noise in [0, 1] on a lattice of `cell` pixels.
-fn value_noise(seed: u64, x: f32, y: f32, cell: f32) -> f32 {
+pub(super) fn value_noise(seed: u64, x: f32, y: f32, cell: f32) -> f32 {
     let (gx, gy) = (x / cell, y / cell);
     let (ix, iy) = (gx.floor(), gy.floor());
     let (fx, fy) = (gx - ix, gy - iy);

@@ -58,6 +58,11 @@ pub struct CueConfig {
     pub heads: usize,
     /// MLP expansion ratio of each layer.
     pub mlp_ratio: usize,
+    /// Start every layer as the identity: the output projections of its attention and MLP
+    /// (the ends of both residual branches) are zero at build time, so an untrained cue learner
+    /// passes the mapper tokens through unchanged and the experts start as in NEXT (off by
+    /// default: it did not train better on the synthetic benchmark, see the README).
+    pub identity_init: bool,
 }
 
 impl Default for CueConfig {
@@ -66,6 +71,7 @@ impl Default for CueConfig {
             layers: 2,
             heads: 8,
             mlp_ratio: 2,
+            identity_init: false,
         }
     }
 }
@@ -78,6 +84,11 @@ pub struct RecConfig {
     pub weight: f32,
     /// Stop the gradient through the real tokens (the target).
     pub detach_target: bool,
+    /// In training, the synthesiser reads the present modalities' tokens without passing
+    /// gradient back to the token mapper: `L_rec` (and the synthesised tokens' share of the
+    /// identity losses) then train the synthesiser only, instead of also pulling the modalities'
+    /// tokens towards what the others can predict.
+    pub detach_sources: bool,
 }
 
 impl Default for RecConfig {
@@ -85,6 +96,7 @@ impl Default for RecConfig {
         Self {
             weight: 1.0,
             detach_target: true,
+            detach_sources: false,
         }
     }
 }

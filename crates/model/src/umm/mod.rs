@@ -52,10 +52,11 @@ pub use modules::{CueLearner, TokenMapper, TokenSynthesizer, UmmModules};
 pub use presence::Presence;
 
 use crate::config::TextMode;
-use crate::model::{NextInput, NextModel, NextOutput};
+use crate::model::{NextInput, NextModel, NextOutput, PreNeckOutput};
 use crate::sentences::{SampleCaptions, SentenceSampler};
 use crate::ModelError;
 use burn::prelude::*;
+use next_common::Modality;
 
 /// Per-modality cosine similarity of synthesised and of zero-image tokens to the real tokens,
 /// summed over samples (accumulate batches with [`TokenCosine::merge`]).
@@ -180,8 +181,8 @@ impl<B: Backend> NextModel<B> {
         let batch = images[0].dims()[0];
         let complete = Presence::complete(batch);
         let zeros = images.clone().map(|i| i.zeros_like());
-        let real = self.map_tokens(images, camera_ids.clone(), complete.present())?;
-        let zero = self.map_tokens(zeros, camera_ids, complete.present())?;
+        let real = self.map_tokens(images, camera_ids.clone(), complete.present(), &[])?;
+        let zero = self.map_tokens(zeros, camera_ids, complete.present(), &[])?;
         let synth =
             umm.synthesizer
                 .forward(real.tokens.clone(), real.positions, complete.present());
@@ -194,6 +195,27 @@ impl<B: Backend> NextModel<B> {
         })
     }
 
+    /// [`Self::forward_train_present`] up to the BNNecks (see [`NextModel::forward_pre_neck`]);
+    /// `text`, when given, replaces the encoding of the present captions.
+    pub(crate) fn train_present_pre_neck(
+        &self,
+        input: NextInput<B>,
+        text: Option<Tensor<B, 4>>,
+        presence: &Presence,
+        sampler: &mut SentenceSampler,
+    ) -> Result<PreNeckOutput<B>, ModelError> {
+        let batch = input.images[0].dims()[0];
+        presence.check_batch(batch)?;
+        let text = match text {
+            Some(text) => Some(text),
+            None => {
+                let captions = present_captions(input.captions, presence, self.config.text)?;
+                self.train_text(captions.as_deref(), batch, TextMode::Optional, sampler)?
+            }
+        };
+        self.present_pre_neck(input.images, input.camera_ids, text, presence, true)
+    }
+
     /// The UMM forward (or NEXT with zero-filled images when UMM is off).
     fn forward_present(
         &self,
@@ -203,10 +225,24 @@ impl<B: Backend> NextModel<B> {
         presence: &Presence,
         training: bool,
     ) -> Result<NextOutput<B>, ModelError> {
+        let pre = self.present_pre_neck(images, camera_ids, text, presence, training)?;
+        Ok(self.apply_necks(pre))
+    }
+
+    /// [`Self::forward_present`] up to the BNNecks.
+    fn present_pre_neck(
+        &self,
+        images: [Tensor<B, 4>; 3],
+        camera_ids: Option<Tensor<B, 1, Int>>,
+        text: Option<Tensor<B, 4>>,
+        presence: &Presence,
+        training: bool,
+    ) -> Result<PreNeckOutput<B>, ModelError> {
         let device = images[0].device();
         let Some(umm) = &self.umm else {
             let images = zero_fill(images, presence);
-            return self.forward_with_text(images, camera_ids, text);
+            let (class_tokens, patches) = self.encode_images(images, camera_ids)?;
+            return self.forward_pre_neck(class_tokens, patches, text, None);
         };
         let fill = self.config.umm.fill;
         let batch = presence.len();
@@ -215,12 +251,13 @@ impl<B: Backend> NextModel<B> {
             Fill::Zero => {
                 let images = zero_fill(images, presence);
                 let all = vec![[true; 3]; batch];
-                let mapped = self.map_tokens(images, camera_ids, &all)?;
+                let mapped = self.map_tokens(images, camera_ids, &all, presence.sketch())?;
                 let none = Tensor::zeros([batch, 3], &device);
                 (mapped.tokens, none, None, None)
             }
             Fill::Drop => {
-                let mapped = self.map_tokens(images, camera_ids, presence.present())?;
+                let mapped =
+                    self.map_tokens(images, camera_ids, presence.present(), presence.sketch())?;
                 let none = Tensor::zeros([batch, 3], &device);
                 (mapped.tokens, none, Some(present), None)
             }
@@ -231,16 +268,21 @@ impl<B: Backend> NextModel<B> {
                 } else {
                     presence.present()
                 };
-                let mapped = self.map_tokens(images, camera_ids, encode)?;
+                let mapped = self.map_tokens(images, camera_ids, encode, presence.sketch())?;
                 if presence.is_complete() {
                     let none = Tensor::zeros([batch, 3], &device);
                     (mapped.tokens, none, None, None)
                 } else {
                     let keep = present.clone().reshape([batch, 3, 1, 1]);
                     let seen = mapped.tokens.clone() * keep.clone();
+                    let sources = if training && self.config.umm.rec.detach_sources {
+                        seen.clone().detach()
+                    } else {
+                        seen.clone()
+                    };
                     let synth =
                         umm.synthesizer
-                            .forward(seen.clone(), mapped.positions, presence.present());
+                            .forward(sources, mapped.positions, presence.present());
                     let reconstruction = with_targets.then(|| {
                         let target = if self.config.umm.rec.detach_target {
                             mapped.tokens.clone().detach()
@@ -259,17 +301,19 @@ impl<B: Backend> NextModel<B> {
         let [_, _, t, d] = tokens.dims();
         let class_tokens = tokens.clone().slice_dim(2, 0..1).reshape([batch, 3, d]);
         let patches = tokens.slice_dim(2, 1..t);
-        let mut out = self.forward_tokens_masked(class_tokens, patches, text, drop_mask)?;
-        out.reconstruction = reconstruction;
-        Ok(out)
+        let mut pre = self.forward_pre_neck(class_tokens, patches, text, drop_mask)?;
+        pre.reconstruction = reconstruction;
+        Ok(pre)
     }
 
-    /// Run the token mapper on the images where `encode[b][m]`.
+    /// Run the token mapper on the images where `encode[b][m]` (`sketch[b]`: the RGB slot holds
+    /// a sketch; an empty slice means none).
     fn map_tokens(
         &self,
         images: [Tensor<B, 4>; 3],
         camera_ids: Option<Tensor<B, 1, Int>>,
         encode: &[[bool; 3]],
+        sketch: &[bool],
     ) -> Result<MappedTokens<B>, ModelError> {
         let Some(umm) = &self.umm else {
             return Err(ModelError::Input("the model has no UMM modules".into()));
@@ -293,9 +337,14 @@ impl<B: Backend> NextModel<B> {
         }
         let grid = self.vision.grid_for(height, width)?;
         let cameras = self.checked_cameras(camera_ids, batch)?;
-        let tokens = umm
-            .token_mapper
-            .encode(&self.vision, &images, cameras.as_ref(), grid, encode);
+        let tokens = umm.token_mapper.encode(
+            &self.vision,
+            &images,
+            cameras.as_ref(),
+            grid,
+            encode,
+            sketch,
+        );
         Ok(MappedTokens {
             tokens,
             positions: self.vision.positions_for(grid.0, grid.1),
@@ -331,10 +380,7 @@ fn present_captions(
 ) -> Result<Option<Vec<SampleCaptions>>, ModelError> {
     let Some(mut captions) = captions else {
         if mode == TextMode::Required {
-            return Err(ModelError::MissingCaption {
-                sample: 0,
-                modality: 0,
-            });
+            return Err(ModelError::NoCaptions);
         }
         return Ok(None);
     };
@@ -346,8 +392,8 @@ fn present_captions(
         )));
     }
     for (sample, (entry, present)) in captions.iter_mut().zip(presence.present()).enumerate() {
-        for (modality, caption) in entry.iter_mut().enumerate() {
-            if !present[modality] {
+        for (modality, caption) in Modality::ALL.into_iter().zip(entry.iter_mut()) {
+            if !present[modality.index()] {
                 *caption = None;
             } else if mode == TextMode::Required
                 && caption.as_deref().is_none_or(|c| c.trim().is_empty())
@@ -367,13 +413,7 @@ fn reconstruction_loss<B: Backend>(
 ) -> Tensor<B, 1> {
     let [batch, _, _, _] = synth.dims();
     let device = synth.device();
-    let count = presence
-        .present()
-        .iter()
-        .zip(presence.real())
-        .map(|(p, r)| (0..3).filter(|&m| r[m] && !p[m]).count())
-        .sum::<usize>()
-        .max(1);
+    let count = presence.num_targets().max(1);
     let per_modality = (synth - target)
         .powi_scalar(2)
         .mean_dim(3)

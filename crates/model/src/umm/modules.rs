@@ -61,6 +61,7 @@ impl UmmConfig {
                     })
                     .collect(),
             },
+            sketch_embedding: None,
         };
         let synthesizer = TokenSynthesizer {
             queries: Initializer::Normal {
@@ -82,17 +83,24 @@ impl UmmConfig {
                 })
                 .collect(),
         };
+        let mut encoder = ClipEncoder::new(
+            self.cue.layers,
+            dim,
+            self.cue.heads,
+            self.cue.mlp_ratio * dim,
+            1e-5,
+            device,
+        );
+        if self.cue.identity_init {
+            for layer in &mut encoder.layers {
+                zero_linear(&mut layer.self_attn.out_proj);
+                zero_linear(&mut layer.mlp.fc2);
+            }
+        }
         let cue = CueLearner {
             modality_embedding: small(vec![3, dim]),
             synthesized_flag: small(vec![1, dim]),
-            encoder: ClipEncoder::new(
-                self.cue.layers,
-                dim,
-                self.cue.heads,
-                self.cue.mlp_ratio * dim,
-                1e-5,
-                device,
-            ),
+            encoder,
         };
         Some(UmmModules {
             token_mapper: mapper,
@@ -110,12 +118,16 @@ pub struct TokenMapper<B: Backend> {
     pub modality_embedding: Option<Param<Tensor<B, 2>>>,
     /// Patch embeddings of RGB, NIR, TIR (`per_modality`; empty otherwise).
     pub patch_embeddings: Vec<Conv2d<B>>,
+    /// The sketch's modality embedding `[1, width]` (`query.sketch`), used in place of RGB's on
+    /// the tokens of a sketch in the RGB slot (added to them with `per_modality`).
+    pub sketch_embedding: Option<Param<Tensor<B, 2>>>,
 }
 
 impl<B: Backend> TokenMapper<B> {
     /// Tokens `[B, 3, 1 + N, D]` of the images (each `[B, C, H, W]`, C = 1 replicated to 3 or
     /// C = 3) where `encode[b][m]`, zeros elsewhere; the transformer runs once on the selected
-    /// images only. `camera_ids` `[B]` are already validated.
+    /// images only. `camera_ids` `[B]` are already validated. Where `sketch[b]`, the RGB slot of
+    /// sample b holds a sketch and gets the sketch embedding (RGB's without one).
     pub fn encode(
         &self,
         vision: &ClipVision<B>,
@@ -123,6 +135,7 @@ impl<B: Backend> TokenMapper<B> {
         camera_ids: Option<&Tensor<B, 1, Int>>,
         grid: (usize, usize),
         encode: &[[bool; 3]],
+        sketch: &[bool],
     ) -> Tensor<B, 4> {
         let batch = encode.len();
         let device = images[0].device();
@@ -130,6 +143,7 @@ impl<B: Backend> TokenMapper<B> {
         let mut patches = Vec::new();
         let mut cameras = Vec::new();
         let mut modality_of_row = Vec::new();
+        let mut sketch_row = Vec::new();
         let mut slot = vec![-1i64; batch * 3];
         for (m, image) in images.iter().enumerate() {
             let rows: Vec<i64> = (0..batch)
@@ -142,6 +156,7 @@ impl<B: Backend> TokenMapper<B> {
             for &b in &rows {
                 slot[b as usize * 3 + m] = modality_of_row.len() as i64;
                 modality_of_row.push(m as i64);
+                sketch_row.push(m == 0 && sketch.get(b as usize).copied().unwrap_or(false));
             }
             let index = int_tensor::<B>(rows, &device);
             let mut pixels = image.clone().select(0, index.clone());
@@ -160,11 +175,33 @@ impl<B: Backend> TokenMapper<B> {
         let encoded = modality_of_row.len();
         let cameras = (!cameras.is_empty()).then(|| Tensor::cat(cameras, 0));
         let mut x = vision.embed_patches(Tensor::cat(patches, 0), grid.0, grid.1, cameras);
-        if let Some(table) = &self.modality_embedding {
-            let rows = table
-                .val()
-                .select(0, int_tensor::<B>(modality_of_row, &device));
-            x = x + rows.unsqueeze_dim::<3>(1);
+        let any_sketch = sketch_row.iter().any(|&s| s);
+        match (&self.modality_embedding, &self.sketch_embedding) {
+            (Some(table), Some(own)) if any_sketch => {
+                // Row 3 of the extended table is the sketch's embedding.
+                let table = Tensor::cat(vec![table.val(), own.val()], 0);
+                let index = modality_of_row
+                    .iter()
+                    .zip(&sketch_row)
+                    .map(|(&m, &s)| if s { 3 } else { m })
+                    .collect();
+                x = x + table
+                    .select(0, int_tensor::<B>(index, &device))
+                    .unsqueeze_dim::<3>(1);
+            }
+            (Some(table), _) => {
+                let rows = table
+                    .val()
+                    .select(0, int_tensor::<B>(modality_of_row, &device));
+                x = x + rows.unsqueeze_dim::<3>(1);
+            }
+            (None, Some(own)) if any_sketch => {
+                let flags: Vec<f32> = sketch_row.iter().map(|&s| f32::from(u8::from(s))).collect();
+                let flags = Tensor::<B, 1>::from_data(TensorData::new(flags, [encoded]), &device)
+                    .reshape([encoded, 1, 1]);
+                x = x + flags * own.val().unsqueeze_dim::<3>(0);
+            }
+            (None, _) => {}
         }
         let tokens = vision.encode_embedded(x).tokens; // [encoded, T, D]
         let table = Tensor::cat(vec![tokens, Tensor::zeros([1, tokens_n, dim], &device)], 0);
@@ -295,6 +332,14 @@ fn mean_of_sources<B: Backend>(tokens: Tensor<B, 4>, present: &[[bool; 3]]) -> T
     weights
         .matmul(tokens.reshape([batch, 3, t * dim]))
         .reshape([batch, 3 * t, dim])
+}
+
+/// Set a linear layer's weight and bias to zero (new trainable parameters).
+fn zero_linear<B: Backend>(linear: &mut Linear<B>) {
+    linear.weight = Param::from_tensor(linear.weight.val().zeros_like());
+    if let Some(bias) = &linear.bias {
+        linear.bias = Some(Param::from_tensor(bias.val().zeros_like()));
+    }
 }
 
 fn int_tensor<B: Backend>(values: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {

@@ -3,8 +3,7 @@
 use crate::ModelError;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-
-const NAMES: [&str; 3] = ["RGB", "NIR", "TIR"];
+use next_common::Modality;
 
 /// Per sample, which of RGB, NIR, TIR are present (seen by the model) and which have a real
 /// image in the batch (present ones, plus modalities dropped in training whose real image is kept
@@ -13,6 +12,8 @@ const NAMES: [&str; 3] = ["RGB", "NIR", "TIR"];
 pub struct Presence {
     present: Vec<[bool; 3]>,
     real: Vec<[bool; 3]>,
+    /// Per sample, whether the RGB slot holds a sketch (see [`Presence::with_sketch`]).
+    sketch: Vec<bool>,
 }
 
 impl Presence {
@@ -40,14 +41,47 @@ impl Presence {
                      absent); at least one is needed"
                 )));
             }
-            if let Some(m) = (0..3).find(|&m| p[m] && !r[m]) {
+            if let Some(m) = Modality::ALL
+                .into_iter()
+                .find(|m| p[m.index()] && !r[m.index()])
+            {
                 return Err(ModelError::Input(format!(
-                    "presence: sample {sample} has {} present but not marked real",
-                    NAMES[m]
+                    "presence: sample {sample} has {m} present but not marked real"
                 )));
             }
         }
-        Ok(Self { present, real })
+        let sketch = vec![false; present.len()];
+        Ok(Self {
+            present,
+            real,
+            sketch,
+        })
+    }
+
+    /// Mark the samples whose RGB slot holds a sketch instead of an RGB image (a sketch is a
+    /// visible-light line drawing: it takes the RGB place of the tri-modal pipeline and gets its
+    /// own modality embedding in the UMM token mapper). A marked sample needs its RGB slot present.
+    pub fn with_sketch(mut self, sketch: Vec<bool>) -> Result<Self, ModelError> {
+        if sketch.len() != self.present.len() {
+            return Err(ModelError::Input(format!(
+                "presence: {} sketch flags for {} samples",
+                sketch.len(),
+                self.present.len()
+            )));
+        }
+        if let Some(sample) = (0..sketch.len()).find(|&b| sketch[b] && !self.present[b][0]) {
+            return Err(ModelError::Input(format!(
+                "presence: sample {sample} is marked as a sketch but its RGB slot (where the \
+                 sketch goes) is not present"
+            )));
+        }
+        self.sketch = sketch;
+        Ok(self)
+    }
+
+    /// Per sample, whether the RGB slot holds a sketch.
+    pub fn sketch(&self) -> &[bool] {
+        &self.sketch
     }
 
     /// Every modality present for `batch` samples.
@@ -55,6 +89,7 @@ impl Presence {
         Self {
             present: vec![[true; 3]; batch],
             real: vec![[true; 3]; batch],
+            sketch: vec![false; batch],
         }
     }
 
@@ -93,7 +128,21 @@ impl Presence {
         self.present
             .iter()
             .zip(&self.real)
-            .any(|(p, r)| (0..3).any(|m| r[m] && !p[m]))
+            .any(|(p, r)| Modality::ALL.iter().any(|m| r[m.index()] && !p[m.index()]))
+    }
+
+    /// Number of reconstruction targets (real but not present modalities) over the batch.
+    pub fn num_targets(&self) -> usize {
+        self.present
+            .iter()
+            .zip(&self.real)
+            .map(|(p, r)| {
+                Modality::ALL
+                    .iter()
+                    .filter(|m| r[m.index()] && !p[m.index()])
+                    .count()
+            })
+            .sum()
     }
 
     /// `[B, 3]` float mask, 1 where present.
