@@ -296,7 +296,10 @@ pub fn bar_chart(
         let buffer: &mut [u8] = &mut img;
         let root = BitMapBackend::with_buffer(buffer, (w, h)).into_drawing_area();
         let slots = categories.len().max(1) as f64;
-        let y_max = if top > 0.0 { top * 1.15 } else { 1.0 };
+        // Headroom above the tallest bar for its value and for the legend's rows (upper right),
+        // so the legend never covers the last category's bars.
+        let headroom = 1.15 + 0.08 * groups.len() as f64;
+        let y_max = if top > 0.0 { top * headroom } else { 1.0 };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, font(22.0)?)
             .margin(16)
