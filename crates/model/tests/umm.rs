@@ -554,7 +554,9 @@ fn a_shadow_drop_changes_only_the_reconstruction_loss_and_trains_the_synthesiser
         .unwrap();
     assert_eq!(shadow.num_targets(), 3);
     // No shadow drop (shadow_prob 0) is the very presence of today's path.
-    let none = training_presence().with_shadow(vec![[false; 3]; 8]).unwrap();
+    let none = training_presence()
+        .with_shadow(vec![[false; 3]; 8])
+        .unwrap();
     assert_eq!(none, training_presence());
     let plain = model
         .forward_train_present(batch.clone(), &complete, &mut model.sentence_sampler(4))
@@ -573,7 +575,10 @@ fn a_shadow_drop_changes_only_the_reconstruction_loss_and_trains_the_synthesiser
     }
     let rec = shadowed.reconstruction.clone().expect("shadow rec loss");
     let rec_value: f32 = rec.clone().into_scalar().elem();
-    assert!(rec_value > 0.0 && rec_value.is_finite(), "L_rec {rec_value}");
+    assert!(
+        rec_value > 0.0 && rec_value.is_finite(),
+        "L_rec {rec_value}"
+    );
     // Only L_rec reaches the synthesiser: the identity losses see the real tokens.
     let umm = model.umm.as_ref().unwrap();
     let grads = rec.backward();
@@ -581,7 +586,10 @@ fn a_shadow_drop_changes_only_the_reconstruction_loss_and_trains_the_synthesiser
     let g: f32 = query
         .grad(&grads)
         .map_or(0.0, |g| g.abs().sum().into_scalar());
-    assert!(g > 0.0 && g.is_finite(), "no L_rec gradient into the synthesiser: {g}");
+    assert!(
+        g > 0.0 && g.is_finite(),
+        "no L_rec gradient into the synthesiser: {g}"
+    );
     let parts = model.loss(&plain, labels::<Ad>(&device).slice_dim(0, 0..4));
     let grads = parts.total.backward();
     assert!(

@@ -48,8 +48,14 @@ fn shadow_drops_give_l_rec_on_complete_samples() {
     for shadow_prob in [0.0, 1.0] {
         cfg.umm_augment.shadow_prob = shadow_prob;
         let run = tmp.path().join(format!("run-{shadow_prob}"));
-        train::<Autodiff<Flex>>(&model_cfg, &cfg, &dataset, &TrainOptions::new(&run), &device)
-            .unwrap();
+        train::<Autodiff<Flex>>(
+            &model_cfg,
+            &cfg,
+            &dataset,
+            &TrainOptions::new(&run),
+            &device,
+        )
+        .unwrap();
         let steps = read_json_lines(&run.join("steps.jsonl")).unwrap();
         assert_eq!(steps.len(), 2);
         rec_losses.push(

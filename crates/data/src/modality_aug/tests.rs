@@ -264,7 +264,12 @@ fn shadow_drops_leave_every_other_draw_unchanged_and_are_off_by_default() {
         let shadows = on.shadow[i].iter().filter(|&&s| s).count();
         // Only samples that keep all their modalities get a shadow, then always one (prob 1).
         let complete = on.present[i] == [true; 3] && on.pixel_synth[i] == [false; 3];
-        assert_eq!(shadows, usize::from(complete), "sample {i}: {:?}", on.shadow[i]);
+        assert_eq!(
+            shadows,
+            usize::from(complete),
+            "sample {i}: {:?}",
+            on.shadow[i]
+        );
         for m in 0..3 {
             assert!(!on.shadow[i][m] || on.present[i][m]);
         }
@@ -302,7 +307,10 @@ fn shadow_drops_are_reproducible_from_the_seed_and_cover_every_modality() {
         }
     }
     // 640 samples with probability 0.5: 320 +- 3 sigma (sigma ~ 12.6); each modality ~ 1/3.
-    assert!((282..=358).contains(&shadowed), "{shadowed} shadowed of 640");
+    assert!(
+        (282..=358).contains(&shadowed),
+        "{shadowed} shadowed of 640"
+    );
     for count in per_modality {
         assert!(
             3 * count > shadowed * 2 / 3 && 3 * count < shadowed * 4 / 3,

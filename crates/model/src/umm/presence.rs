@@ -293,7 +293,10 @@ mod tests {
         assert!(p.has_shadow());
         assert_eq!(p.present()[1], [true; 3]);
         assert_eq!(p.sources(), vec![[true, false, true], [true, false, true]]);
-        assert_eq!(p.targets(), vec![[false, true, false], [false, true, false]]);
+        assert_eq!(
+            p.targets(),
+            vec![[false, true, false], [false, true, false]]
+        );
         assert_eq!(p.num_targets(), 2);
         let target: Vec<f32> = p
             .target_mask::<Flex>(&Default::default())
