@@ -249,6 +249,7 @@ mod tests {
                 "umm_augment.uncertain_prob=-0.1",
                 "umm_augment.uncertain_prob",
             ),
+            ("umm_augment.shadow_prob=2", "umm_augment.shadow_prob"),
         ] {
             let err = RunConfig::from_toml_str("", &[item.into()])
                 .unwrap_err()

@@ -533,3 +533,67 @@ fn umm_config_round_trips_and_checkpoints_reload() {
     let err = load_into(&config, &next_path, &device).unwrap_err();
     assert!(err.to_string().contains("model.umm.enabled"), "{err}");
 }
+
+#[test]
+fn a_shadow_drop_changes_only_the_reconstruction_loss_and_trains_the_synthesiser() {
+    let device = Default::default();
+    let mut config = umm_config(Fill::Synth);
+    config.mgfa.dropout = 0.0;
+    let model: NextModel<Ad> = config.init(&device).unwrap();
+    let batch = input::<Ad>(4, 9, &device);
+    // One module, two paths: every sample complete, then the same samples with a shadow drop
+    // each (none on sample 3).
+    let complete = Presence::complete(4);
+    let shadow = Presence::complete(4)
+        .with_shadow(vec![
+            [true, false, false],
+            [false, true, false],
+            [false, false, true],
+            [false; 3],
+        ])
+        .unwrap();
+    assert_eq!(shadow.num_targets(), 3);
+    // No shadow drop (shadow_prob 0) is the very presence of today's path.
+    let none = training_presence()
+        .with_shadow(vec![[false; 3]; 8])
+        .unwrap();
+    assert_eq!(none, training_presence());
+    let plain = model
+        .forward_train_present(batch.clone(), &complete, &mut model.sentence_sampler(4))
+        .unwrap();
+    assert!(plain.reconstruction.is_none());
+    let shadowed = model
+        .forward_train_present(batch, &shadow, &mut model.sentence_sampler(4))
+        .unwrap();
+    for (name, a, b) in [
+        ("feature", &plain.feature, &shadowed.feature),
+        ("bn_feature", &plain.bn_feature, &shadowed.bn_feature),
+        ("logits", &plain.logits, &shadowed.logits),
+    ] {
+        let diff = max_diff(a.clone(), b.clone());
+        assert_eq!(diff, 0.0, "{name} differs by {diff} under a shadow drop");
+    }
+    let rec = shadowed.reconstruction.clone().expect("shadow rec loss");
+    let rec_value: f32 = rec.clone().into_scalar().elem();
+    assert!(
+        rec_value > 0.0 && rec_value.is_finite(),
+        "L_rec {rec_value}"
+    );
+    // Only L_rec reaches the synthesiser: the identity losses see the real tokens.
+    let umm = model.umm.as_ref().unwrap();
+    let grads = rec.backward();
+    let query = umm.synthesizer.layers[0].attention.query.weight.val();
+    let g: f32 = query
+        .grad(&grads)
+        .map_or(0.0, |g| g.abs().sum().into_scalar());
+    assert!(
+        g > 0.0 && g.is_finite(),
+        "no L_rec gradient into the synthesiser: {g}"
+    );
+    let parts = model.loss(&plain, labels::<Ad>(&device).slice_dim(0, 0..4));
+    let grads = parts.total.backward();
+    assert!(
+        umm.synthesizer.queries.val().grad(&grads).is_none(),
+        "complete samples without shadow drops train no synthesiser"
+    );
+}

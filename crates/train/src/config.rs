@@ -166,6 +166,7 @@ impl TrainConfig {
         check_range("umm_augment.p_full", a.p_full, 0.0, 1.0)?;
         check_range("umm_augment.pixel_synth_prob", a.pixel_synth_prob, 0.0, 1.0)?;
         check_range("umm_augment.uncertain_prob", a.uncertain_prob, 0.0, 1.0)?;
+        check_range("umm_augment.shadow_prob", a.shadow_prob, 0.0, 1.0)?;
         let l = &self.loader;
         if l.instances_per_id == 0 || l.batch_size < 2 * l.instances_per_id {
             return Err(ConfigError::out_of_range(
@@ -224,6 +225,10 @@ mod tests {
             (
                 "umm_augment.uncertain_prob",
                 Box::new(|c| c.umm_augment.uncertain_prob = f64::NAN),
+            ),
+            (
+                "umm_augment.shadow_prob",
+                Box::new(|c| c.umm_augment.shadow_prob = 1.5),
             ),
         ];
         assert!(TrainConfig::default().validate().is_ok());

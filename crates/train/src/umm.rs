@@ -3,7 +3,7 @@
 //! Training ([`training_batch`]): with `[umm_augment]` on, each host batch goes through
 //! [`next_data::augment_batch`] (modality dropout with the captions of dropped modalities
 //! cleared, pixel synthesis, degradations) and comes back with its per-sample [`Presence`]
-//! (dropped-but-real modalities are the reconstruction targets). The text-feature cache keys on
+//! (dropped-but-real and shadow-dropped modalities are the reconstruction targets). The text-feature cache keys on
 //! the caption texts, so cleared captions simply become zero rows.
 //!
 //! Evaluation ([`evaluate_umm`]): all modalities; the six missing settings (query and gallery,
@@ -44,7 +44,7 @@ pub fn training_batch<B: Backend>(
         return Ok((host.into_tensors(device), None));
     }
     let drawn = augment_batch(&mut host, augment, normalization, seed, step)?;
-    let presence = Presence::with_targets(drawn.present, drawn.real)?;
+    let presence = Presence::with_targets(drawn.present, drawn.real)?.with_shadow(drawn.shadow)?;
     Ok((host.into_tensors(device), Some(presence)))
 }
 

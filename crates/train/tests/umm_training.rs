@@ -9,9 +9,8 @@ use next_model::{NextConfig, TextMode};
 use next_train::logs::read_json_lines;
 use next_train::{evaluate_umm, format_umm_table, train, EvalSettings, TrainConfig, TrainOptions};
 
-#[test]
-fn tiny_umm_training_logs_l_rec_and_evaluates_every_fill() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A tiny synthetic benchmark in `dir` and a two-step UMM training configuration on it.
+fn tiny_setup(dir: &std::path::Path) -> (next_data::Dataset, NextConfig, TrainConfig) {
     let synth = SynthConfig {
         train_ids: 4,
         test_ids: 3,
@@ -19,8 +18,7 @@ fn tiny_umm_training_logs_l_rec_and_evaluates_every_fill() {
         image_size: Some([32, 16]),
         ..SynthConfig::default()
     };
-    let written =
-        write_synthetic(&synth, &tmp.path().join("data"), &mut Progress::hidden(0)).unwrap();
+    let written = write_synthetic(&synth, &dir.join("data"), &mut Progress::hidden(0)).unwrap();
     let dataset = load_dataset(&written.dataset_config()).unwrap();
     let mut model_cfg = NextConfig::tiny(1);
     model_cfg.num_cameras = 0;
@@ -37,6 +35,49 @@ fn tiny_umm_training_logs_l_rec_and_evaluates_every_fill() {
     cfg.eval.every = 0;
     cfg.eval.batch_size = 8;
     cfg.umm_augment.enabled = true;
+    (dataset, model_cfg, cfg)
+}
+
+#[test]
+fn shadow_drops_give_l_rec_on_complete_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dataset, model_cfg, mut cfg) = tiny_setup(tmp.path());
+    cfg.umm_augment.p_full = 1.0;
+    let device = Default::default();
+    let mut rec_losses = Vec::new();
+    for shadow_prob in [0.0, 1.0] {
+        cfg.umm_augment.shadow_prob = shadow_prob;
+        let run = tmp.path().join(format!("run-{shadow_prob}"));
+        train::<Autodiff<Flex>>(
+            &model_cfg,
+            &cfg,
+            &dataset,
+            &TrainOptions::new(&run),
+            &device,
+        )
+        .unwrap();
+        let steps = read_json_lines(&run.join("steps.jsonl")).unwrap();
+        assert_eq!(steps.len(), 2);
+        rec_losses.push(
+            steps
+                .iter()
+                .map(|s| s["rec_loss"].as_f64().unwrap_or(0.0))
+                .collect::<Vec<_>>(),
+        );
+    }
+    // p_full = 1: nothing is dropped, so without shadow drops there is no target at all; with
+    // shadow_prob = 1 every sample has one.
+    assert!(rec_losses[0].iter().all(|&r| r == 0.0), "{rec_losses:?}");
+    assert!(
+        rec_losses[1].iter().all(|&r| r.is_finite() && r > 0.0),
+        "{rec_losses:?}"
+    );
+}
+
+#[test]
+fn tiny_umm_training_logs_l_rec_and_evaluates_every_fill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dataset, model_cfg, mut cfg) = tiny_setup(tmp.path());
     cfg.umm_augment.p_full = 0.0;
     cfg.umm_augment.pixel_synth = PixelSynth::ChannelAug;
     let device = Default::default();

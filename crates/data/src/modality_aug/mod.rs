@@ -10,6 +10,11 @@
 //! of a sample whose RGB is kept is replaced, with probability `pixel_synth_prob`, by an IR-like
 //! image made from the RGB ([`channel_augment`]) and counts as present. Each present real
 //! modality is degraded with probability `uncertain_prob` ([`Degradation::random_for`]).
+//! With `shadow_prob > 0`, a sample that keeps all its (at least two) modalities gets, with that
+//! probability, one of them (uniformly) marked as a **shadow drop** ([`BatchPresence::shadow`]):
+//! hidden from the model's token synthesiser only, which must reconstruct it from the others,
+//! while the rest of the model still sees it. The shadow draw has its own random stream, so the
+//! other draws are the same whatever `shadow_prob` (and with 0 nothing is drawn).
 //!
 //! Evaluation: [`apply_missing_setting`] (captions of absent modalities cleared) and
 //! [`apply_test_degradation`] (the three fixed [`TestDegradation`]s, seeded per record so a
@@ -94,6 +99,10 @@ pub struct ModalityAugConfig {
     pub pixel_synth_prob: f64,
     /// Probability of degrading each present real modality ("uncertain" inputs).
     pub uncertain_prob: f64,
+    /// Probability that a sample keeping all its (at least two) modalities has one of them,
+    /// uniformly, shadow-dropped: hidden from the token synthesiser only, as its reconstruction
+    /// target (0 = never, today's behaviour).
+    pub shadow_prob: f64,
 }
 
 impl Default for ModalityAugConfig {
@@ -105,6 +114,7 @@ impl Default for ModalityAugConfig {
             pixel_synth: PixelSynth::None,
             pixel_synth_prob: 0.5,
             uncertain_prob: 0.1,
+            shadow_prob: 0.0,
         }
     }
 }
@@ -116,6 +126,7 @@ impl ModalityAugConfig {
             ("p_full", self.p_full),
             ("pixel_synth_prob", self.pixel_synth_prob),
             ("uncertain_prob", self.uncertain_prob),
+            ("shadow_prob", self.shadow_prob),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(DataError::Setting(format!(
@@ -149,6 +160,23 @@ pub struct BatchPresence {
     pub pixel_synth: Vec<[bool; 3]>,
     /// Per sample and modality, the degradation applied, if any.
     pub degraded: Vec<[Option<Degradation>; 3]>,
+    /// Per sample, the shadow-dropped modality, if any (see [`ModalityAugConfig::shadow_prob`]):
+    /// present (the model sees it) but hidden from the token synthesiser, which reconstructs it.
+    pub shadow: Vec<[bool; 3]>,
+}
+
+/// Tag mixed into the seed of the shadow draw, so that it is a stream of its own.
+const SHADOW_STREAM: u64 = 0x5AD0_D809;
+
+/// Draw the shadow drop of a sample whose modalities `present` are all kept: with probability
+/// `shadow_prob` one present modality, uniformly, when at least two are present.
+pub fn draw_shadow(rng: &mut SmallRng, present: [bool; 3], shadow_prob: f64) -> [bool; 3] {
+    let mut shadow = [false; 3];
+    let candidates: Vec<usize> = (0..3).filter(|&m| present[m]).collect();
+    if candidates.len() >= 2 && rng.random::<f64>() < shadow_prob {
+        shadow[candidates[rng.random_range(0..candidates.len())]] = true;
+    }
+    shadow
 }
 
 /// Draw which modalities to keep: all with probability `p_full`, otherwise one of the six
@@ -182,6 +210,7 @@ pub fn augment_batch(
         real: recorded.clone(),
         pixel_synth: vec![[false; 3]; n],
         degraded: vec![[None; 3]; n],
+        shadow: vec![[false; 3]; n],
     };
     if !cfg.enabled {
         return Ok(out);
@@ -241,6 +270,16 @@ pub fn augment_batch(
             }
         }
         out.present[i] = present;
+        if cfg.shadow_prob > 0.0 && keep == has {
+            let mut shadow_rng = SmallRng::seed_from_u64(mix_seed(&[
+                seed,
+                step,
+                (batch.first_position + i) as u64,
+                batch.indices[i] as u64,
+                SHADOW_STREAM,
+            ]));
+            out.shadow[i] = draw_shadow(&mut shadow_rng, present, cfg.shadow_prob);
+        }
     }
     Ok(out)
 }

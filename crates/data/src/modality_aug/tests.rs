@@ -237,3 +237,99 @@ fn a_data_parallel_part_is_augmented_as_in_the_whole_batch() {
     assert_eq!(b.pixels[2], whole.pixels[2][8 * len..]);
     assert_eq!(b.captions[1], whole.captions[1][8..]);
 }
+
+#[test]
+fn shadow_drops_leave_every_other_draw_unchanged_and_are_off_by_default() {
+    assert_eq!(ModalityAugConfig::default().shadow_prob, 0.0);
+    let run = |shadow_prob| {
+        let cfg = ModalityAugConfig {
+            shadow_prob,
+            pixel_synth: PixelSynth::ChannelAug,
+            uncertain_prob: 0.3,
+            ..enabled()
+        };
+        let mut b = batch(64, 4, 2);
+        let presence = augment_batch(&mut b, &cfg, Normalization::Half, 11, 4).unwrap();
+        (presence, b)
+    };
+    let (off, batch_off) = run(0.0);
+    let (on, batch_on) = run(1.0);
+    assert!(off.shadow.iter().all(|s| *s == [false; 3]));
+    assert_eq!(batch_off, batch_on);
+    assert_eq!(off.present, on.present);
+    assert_eq!(off.real, on.real);
+    assert_eq!(off.pixel_synth, on.pixel_synth);
+    assert_eq!(off.degraded, on.degraded);
+    for i in 0..64 {
+        let shadows = on.shadow[i].iter().filter(|&&s| s).count();
+        // Only samples that keep all their modalities get a shadow, then always one (prob 1).
+        let complete = on.present[i] == [true; 3] && on.pixel_synth[i] == [false; 3];
+        assert_eq!(
+            shadows,
+            usize::from(complete),
+            "sample {i}: {:?}",
+            on.shadow[i]
+        );
+        for m in 0..3 {
+            assert!(!on.shadow[i][m] || on.present[i][m]);
+        }
+    }
+}
+
+#[test]
+fn shadow_drops_are_reproducible_from_the_seed_and_cover_every_modality() {
+    let cfg = ModalityAugConfig {
+        p_full: 1.0,
+        shadow_prob: 0.5,
+        uncertain_prob: 0.0,
+        ..enabled()
+    };
+    let run = |seed, step| {
+        let mut b = batch(64, 4, 2);
+        augment_batch(&mut b, &cfg, Normalization::Half, seed, step)
+            .unwrap()
+            .shadow
+    };
+    assert_eq!(run(5, 2), run(5, 2));
+    assert_ne!(run(5, 2), run(6, 2));
+    assert_ne!(run(5, 2), run(5, 3));
+    let mut per_modality = [0usize; 3];
+    let mut shadowed = 0;
+    for step in 0..10 {
+        for s in run(1, step) {
+            assert!(s.iter().filter(|&&v| v).count() <= 1);
+            if s.iter().any(|&v| v) {
+                shadowed += 1;
+            }
+            for m in 0..3 {
+                per_modality[m] += usize::from(s[m]);
+            }
+        }
+    }
+    // 640 samples with probability 0.5: 320 +- 3 sigma (sigma ~ 12.6); each modality ~ 1/3.
+    assert!(
+        (282..=358).contains(&shadowed),
+        "{shadowed} shadowed of 640"
+    );
+    for count in per_modality {
+        assert!(
+            3 * count > shadowed * 2 / 3 && 3 * count < shadowed * 4 / 3,
+            "{per_modality:?}"
+        );
+    }
+    // A sample with a single modality has nothing to synthesise its shadow from.
+    let mut single = batch(4, 4, 2);
+    single.present = vec![[false, true, false]; 4];
+    let all = ModalityAugConfig {
+        shadow_prob: 1.0,
+        ..cfg
+    };
+    let drawn = augment_batch(&mut single, &all, Normalization::Half, 1, 0).unwrap();
+    assert!(drawn.shadow.iter().all(|s| *s == [false; 3]));
+    let bad = ModalityAugConfig {
+        shadow_prob: 1.5,
+        ..all
+    };
+    let err = augment_batch(&mut single, &bad, Normalization::Half, 1, 0).unwrap_err();
+    assert!(err.to_string().contains("shadow_prob"), "{err}");
+}

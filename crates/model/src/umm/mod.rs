@@ -19,7 +19,9 @@
 //! In training, modalities dropped by the augmentation but whose real image is still in the batch
 //! ([`Presence::with_targets`]) are reconstruction targets: [`NextOutput::reconstruction`] is the
 //! MSE between their synthesised and real mapper tokens (target detached by default), and
-//! [`NextModel::loss`] adds `umm.rec.weight * L_rec` to the total.
+//! [`NextModel::loss`] adds `umm.rec.weight * L_rec` to the total. Shadow-dropped modalities
+//! ([`Presence::with_shadow`]) are targets too: present, so the cue learner, experts and losses
+//! see their real tokens, but hidden from the synthesiser, which makes them from the others.
 //!
 //! With `umm.enabled = false` the model is exactly NEXT, and the `*_present` calls zero-fill the
 //! absent images.
@@ -263,26 +265,36 @@ impl<B: Backend> NextModel<B> {
             }
             Fill::Synth => {
                 let with_targets = training && presence.has_targets();
+                let shadow = training && presence.has_shadow();
                 let encode = if with_targets {
                     presence.real()
                 } else {
                     presence.present()
                 };
                 let mapped = self.map_tokens(images, camera_ids, encode, presence.sketch())?;
-                if presence.is_complete() {
+                if presence.is_complete() && !shadow {
                     let none = Tensor::zeros([batch, 3], &device);
                     (mapped.tokens, none, None, None)
                 } else {
                     let keep = present.clone().reshape([batch, 3, 1, 1]);
                     let seen = mapped.tokens.clone() * keep.clone();
-                    let sources = if training && self.config.umm.rec.detach_sources {
-                        seen.clone().detach()
+                    // Shadow drops: the synthesiser reads the present modalities minus the
+                    // shadow ones, while the cue learner below still gets their real tokens.
+                    let (read, source_rows) = if shadow {
+                        let sources = presence.source_mask::<B>(&device);
+                        let read = mapped.tokens.clone() * sources.reshape([batch, 3, 1, 1]);
+                        (read, presence.sources())
                     } else {
-                        seen.clone()
+                        (seen.clone(), presence.present().to_vec())
                     };
-                    let synth =
-                        umm.synthesizer
-                            .forward(sources, mapped.positions, presence.present());
+                    let sources = if training && self.config.umm.rec.detach_sources {
+                        read.detach()
+                    } else {
+                        read
+                    };
+                    let synth = umm
+                        .synthesizer
+                        .forward(sources, mapped.positions, &source_rows);
                     let reconstruction = with_targets.then(|| {
                         let target = if self.config.umm.rec.detach_target {
                             mapped.tokens.clone().detach()
@@ -405,7 +417,7 @@ fn present_captions(
     Ok(Some(captions))
 }
 
-/// Mean over the target (real but absent) modalities of the token MSE of `synth` vs `target`.
+/// Mean over the target (real but absent, or shadow-dropped) modalities of the token MSE of `synth` vs `target`.
 fn reconstruction_loss<B: Backend>(
     synth: Tensor<B, 4>,
     target: Tensor<B, 4>,

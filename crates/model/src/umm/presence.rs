@@ -7,11 +7,14 @@ use next_common::Modality;
 
 /// Per sample, which of RGB, NIR, TIR are present (seen by the model) and which have a real
 /// image in the batch (present ones, plus modalities dropped in training whose real image is kept
-/// as the target of the reconstruction loss).
+/// as the target of the reconstruction loss), and which present ones are shadow-dropped (hidden
+/// from the token synthesiser only, see [`Presence::with_shadow`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presence {
     present: Vec<[bool; 3]>,
     real: Vec<[bool; 3]>,
+    /// Per sample, the present modalities hidden from the token synthesiser.
+    shadow: Vec<[bool; 3]>,
     /// Per sample, whether the RGB slot holds a sketch (see [`Presence::with_sketch`]).
     sketch: Vec<bool>,
 }
@@ -51,11 +54,46 @@ impl Presence {
             }
         }
         let sketch = vec![false; present.len()];
+        let shadow = vec![[false; 3]; present.len()];
         Ok(Self {
             present,
             real,
+            shadow,
             sketch,
         })
+    }
+
+    /// Mark shadow drops (training): `shadow[b][m]` hides present modality m of sample b from the
+    /// token synthesiser only. The synthesiser then makes its tokens from the sample's other
+    /// present modalities and the reconstruction loss compares them with the real ones, while
+    /// the cue learner, experts and losses still see the real tokens. A shadow modality must be
+    /// present, and every sample keeps at least one present modality that is not a shadow.
+    pub fn with_shadow(mut self, shadow: Vec<[bool; 3]>) -> Result<Self, ModelError> {
+        if shadow.len() != self.present.len() {
+            return Err(ModelError::Input(format!(
+                "presence: {} shadow rows for {} samples",
+                shadow.len(),
+                self.present.len()
+            )));
+        }
+        for (sample, (s, p)) in shadow.iter().zip(&self.present).enumerate() {
+            if let Some(m) = Modality::ALL
+                .into_iter()
+                .find(|m| s[m.index()] && !p[m.index()])
+            {
+                return Err(ModelError::Input(format!(
+                    "presence: sample {sample} has {m} shadow-dropped but not present"
+                )));
+            }
+            if !(0..3).any(|m| p[m] && !s[m]) {
+                return Err(ModelError::Input(format!(
+                    "presence: sample {sample} has every present modality shadow-dropped; the \
+                     token synthesiser needs at least one source"
+                )));
+            }
+        }
+        self.shadow = shadow;
+        Ok(self)
     }
 
     /// Mark the samples whose RGB slot holds a sketch instead of an RGB image (a sketch is a
@@ -89,6 +127,7 @@ impl Presence {
         Self {
             present: vec![[true; 3]; batch],
             real: vec![[true; 3]; batch],
+            shadow: vec![[false; 3]; batch],
             sketch: vec![false; batch],
         }
     }
@@ -123,26 +162,44 @@ impl Presence {
         self.present.iter().all(|p| p.iter().all(|&v| v))
     }
 
-    /// Whether some sample has a reconstruction target (real but not present).
-    pub fn has_targets(&self) -> bool {
-        self.present
-            .iter()
-            .zip(&self.real)
-            .any(|(p, r)| Modality::ALL.iter().any(|m| r[m.index()] && !p[m.index()]))
+    /// Per sample, the shadow-dropped modalities (present, hidden from the synthesiser only).
+    pub fn shadow(&self) -> &[[bool; 3]] {
+        &self.shadow
     }
 
-    /// Number of reconstruction targets (real but not present modalities) over the batch.
-    pub fn num_targets(&self) -> usize {
+    /// Whether some sample has a shadow-dropped modality.
+    pub fn has_shadow(&self) -> bool {
+        self.shadow.iter().any(|s| s.iter().any(|&v| v))
+    }
+
+    /// Per sample, the modalities the token synthesiser reads: present and not shadow-dropped.
+    pub fn sources(&self) -> Vec<[bool; 3]> {
+        self.present
+            .iter()
+            .zip(&self.shadow)
+            .map(|(p, s)| std::array::from_fn(|m| p[m] && !s[m]))
+            .collect()
+    }
+
+    /// Per sample, the reconstruction targets: modalities real but not present, and the
+    /// shadow-dropped ones.
+    pub fn targets(&self) -> Vec<[bool; 3]> {
         self.present
             .iter()
             .zip(&self.real)
-            .map(|(p, r)| {
-                Modality::ALL
-                    .iter()
-                    .filter(|m| r[m.index()] && !p[m.index()])
-                    .count()
-            })
-            .sum()
+            .zip(&self.shadow)
+            .map(|((p, r), s)| std::array::from_fn(|m| (r[m] && !p[m]) || s[m]))
+            .collect()
+    }
+
+    /// Whether some sample has a reconstruction target (see [`Presence::targets`]).
+    pub fn has_targets(&self) -> bool {
+        self.num_targets() > 0
+    }
+
+    /// Number of reconstruction targets (see [`Presence::targets`]) over the batch.
+    pub fn num_targets(&self) -> usize {
+        self.targets().iter().flatten().filter(|&&t| t).count()
     }
 
     /// `[B, 3]` float mask, 1 where present.
@@ -150,15 +207,14 @@ impl Presence {
         float_mask(&self.present, device)
     }
 
+    /// `[B, 3]` float mask, 1 where the synthesiser reads the modality (see [`Presence::sources`]).
+    pub fn source_mask<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
+        float_mask(&self.sources(), device)
+    }
+
     /// `[B, 3]` float mask, 1 where the modality is a reconstruction target.
     pub fn target_mask<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
-        let targets: Vec<[bool; 3]> = self
-            .present
-            .iter()
-            .zip(&self.real)
-            .map(|(p, r)| [r[0] && !p[0], r[1] && !p[1], r[2] && !p[2]])
-            .collect();
-        float_mask(&targets, device)
+        float_mask(&self.targets(), device)
     }
 
     /// Check the presence covers a batch of `batch` samples.
@@ -221,5 +277,43 @@ mod tests {
             .unwrap();
         assert_eq!(target, vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
         assert!(Presence::complete(2).is_complete());
+    }
+
+    #[test]
+    fn shadow_drops_are_targets_but_not_sources() {
+        let p = Presence::with_targets(
+            vec![[true, false, true], [true; 3]],
+            vec![[true, true, true], [true; 3]],
+        )
+        .unwrap();
+        assert_eq!(p.num_targets(), 1);
+        let p = p
+            .with_shadow(vec![[false; 3], [false, true, false]])
+            .unwrap();
+        assert!(p.has_shadow());
+        assert_eq!(p.present()[1], [true; 3]);
+        assert_eq!(p.sources(), vec![[true, false, true], [true, false, true]]);
+        assert_eq!(
+            p.targets(),
+            vec![[false, true, false], [false, true, false]]
+        );
+        assert_eq!(p.num_targets(), 2);
+        let target: Vec<f32> = p
+            .target_mask::<Flex>(&Default::default())
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(target, vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0]);
+        let absent = Presence::new(vec![[true, false, true]])
+            .unwrap()
+            .with_shadow(vec![[false, true, false]])
+            .unwrap_err();
+        assert!(absent.to_string().contains("NIR"), "{absent}");
+        let alone = Presence::new(vec![[true, false, false]])
+            .unwrap()
+            .with_shadow(vec![[true, false, false]])
+            .unwrap_err();
+        assert!(alone.to_string().contains("source"), "{alone}");
+        assert!(Presence::complete(2).with_shadow(vec![]).is_err());
     }
 }
