@@ -296,6 +296,20 @@ pub fn bar_chart(
         let buffer: &mut [u8] = &mut img;
         let root = BitMapBackend::with_buffer(buffer, (w, h)).into_drawing_area();
         let slots = categories.len().max(1) as f64;
+        // Category labels wider than their slot alternate between two lines so they never run
+        // into each other (the slot width is estimated from the plot area's share of the image).
+        let label_style = font(15.0)?
+            .color(&BLACK_RGB)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        let slot_px = (w as f64 - 2.0 * 16.0 - 76.0) / slots;
+        let mut widest_label = 0u32;
+        for name in categories {
+            let (label_w, _) = root
+                .estimate_text_size(name, &label_style)
+                .map_err(draw_error)?;
+            widest_label = widest_label.max(label_w);
+        }
+        let stagger = f64::from(widest_label) + 4.0 > slot_px;
         // Headroom above the tallest bar for its value and for the legend's rows (upper right),
         // so the legend never covers the last category's bars.
         let headroom = 1.15 + 0.08 * groups.len() as f64;
@@ -303,7 +317,7 @@ pub fn bar_chart(
         let mut chart = ChartBuilder::on(&root)
             .caption(title, font(22.0)?)
             .margin(16)
-            .x_label_area_size(40)
+            .x_label_area_size(if stagger { 58 } else { 40 })
             .y_label_area_size(76)
             .build_cartesian_2d(0.0..slots, 0.0..y_max)
             .map_err(draw_error)?;
@@ -344,18 +358,25 @@ pub fn bar_chart(
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
                 });
+            // A value is written above its bar only where it fits the bar's width.
+            let bar_px = chart.backend_coord(&(width, 0.0)).0 - chart.backend_coord(&(0.0, 0.0)).0;
             for &(x, v) in &bars {
+                let text = format!("{v:.1}");
+                let (text_w, _) = root
+                    .estimate_text_size(&text, &value_style)
+                    .map_err(draw_error)?;
+                if text_w as i32 > bar_px + 4 {
+                    continue;
+                }
                 let at = chart.backend_coord(&(x + width / 2.0, v));
-                root.draw_text(&format!("{v:.1}"), &value_style, (at.0, at.1 - 2))
+                root.draw_text(&text, &value_style, (at.0, at.1 - 2))
                     .map_err(draw_error)?;
             }
         }
-        let label_style = font(15.0)?
-            .color(&BLACK_RGB)
-            .pos(Pos::new(HPos::Center, VPos::Top));
         for (c, name) in categories.iter().enumerate() {
             let at = chart.backend_coord(&(c as f64 + 0.5, 0.0));
-            root.draw_text(name, &label_style, (at.0, at.1 + 8))
+            let line = if stagger && c % 2 == 1 { 18 } else { 0 };
+            root.draw_text(name, &label_style, (at.0, at.1 + 8 + line))
                 .map_err(draw_error)?;
         }
         if !groups.is_empty() {
