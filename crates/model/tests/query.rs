@@ -250,4 +250,8 @@ fn patterns_per_step_reads_its_former_name_and_bad_counts_name_the_key() {
     let too_many = parse("[align]\npatterns_per_step = 11\n");
     let err = too_many.validate(true).unwrap_err();
     assert!(err.contains("query.align.patterns_per_step = 11"), "{err}");
+    assert_eq!(new.align.sketch_weight, 1.0);
+    let negative = parse("[align]\nsketch_weight = -2.0\n");
+    let err = negative.validate(true).unwrap_err();
+    assert!(err.contains("query.align.sketch_weight = -2"), "{err}");
 }

@@ -32,6 +32,9 @@ pub struct AlignConfig {
     /// Draw the patterns from every proper subset of R, N, T (R, N, T, RN, RT, NT) and, with
     /// sketches, S, S+N, S+T, S+N+T; off: the single modalities R, N, T and S.
     pub subsets: bool,
+    /// Multiplier of the loss of a drawn pattern that holds the sketch (1.0: weighted like the
+    /// others), so that the sketch branch can be given more of the learning signal.
+    pub sketch_weight: f32,
 }
 
 impl Default for AlignConfig {
@@ -44,6 +47,7 @@ impl Default for AlignConfig {
             detach_fused: true,
             patterns_per_step: 1,
             subsets: false,
+            sketch_weight: 1.0,
         }
     }
 }
@@ -78,6 +82,7 @@ impl QueryConfig {
         for (key, value) in [
             ("query.align.sdm_weight", a.sdm_weight),
             ("query.align.id_weight", a.id_weight),
+            ("query.align.sketch_weight", a.sketch_weight),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("{key} = {value}: expected a finite number >= 0"));

@@ -107,7 +107,8 @@ impl AlignScope<'_> {
 
 /// The alignment loss of a step (`None` when `query.align` is off, or nothing to align): the
 /// mean over the drawn query patterns of SDM + identity loss against `fused` (the training
-/// forward's pre-BN features of the rows of `batch.labels`).
+/// forward's pre-BN features of the rows of `batch.labels`). A pattern with the sketch counts
+/// `query.align.sketch_weight` times in that mean's numerator.
 #[allow(clippy::too_many_arguments)]
 pub fn alignment_step<B: AutodiffBackend>(
     model: &NextModel<B>,
@@ -136,7 +137,14 @@ pub fn alignment_step<B: AutodiffBackend>(
         let loss = visual_pattern_loss(
             model, &batch, &fused, part, caches, sentences, scope, device,
         )?;
-        losses.extend(loss);
+        let weight = cfg.sketch_weight;
+        losses.extend(loss.map(|l| match part.sketch_slot && weight != 1.0 {
+            true => AlignLoss {
+                total: l.total.mul_scalar(weight),
+                ..l
+            },
+            false => l,
+        }));
     }
     losses.extend(text_pattern_loss(
         model, &batch, &fused, caches, scope, device,
@@ -392,16 +400,21 @@ mod tests {
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let mut caches = AlignCaches::default();
-        let mut sentences = model.sentence_sampler(0);
-        let (seed, step) = (7, 5);
-        let mut run = || {
+        let seed = 7;
+        // A step that draws both a pattern with the sketch and one without.
+        let step = (0..100)
+            .find(|&s| {
+                let parts = draw_visual_parts(seed, s, true, true, 3);
+                parts.iter().any(|p| p.sketch_slot) && parts.iter().any(|p| !p.sketch_slot)
+            })
+            .expect("a step with both kinds of pattern");
+        let run = |model: &NextModel<A>| {
             let loss = alignment_step(
-                &model,
+                model,
                 batch.clone(),
                 fused.clone(),
-                &mut caches,
-                &mut sentences,
+                &mut AlignCaches::default(),
+                &mut model.sentence_sampler(0),
                 AlignScope::LOCAL,
                 seed,
                 step,
@@ -411,8 +424,12 @@ mod tests {
             .expect("three patterns to align");
             scalar(&loss.total)
         };
-        let total = run();
-        assert_eq!(total, run(), "the same seed and step give the same loss");
+        let total = run(&model);
+        assert_eq!(
+            total,
+            run(&model),
+            "the same seed and step give the same loss"
+        );
         let parts = draw_visual_parts(seed, step, true, true, 3);
         assert_eq!(parts.len(), 3);
         let each: Vec<f64> = parts
@@ -423,8 +440,8 @@ mod tests {
                     &batch,
                     &fused,
                     part,
-                    &mut caches,
-                    &mut sentences,
+                    &mut AlignCaches::default(),
+                    &mut model.sentence_sampler(0),
                     AlignScope::LOCAL,
                     &device,
                 )
@@ -437,6 +454,20 @@ mod tests {
         assert!(
             (total - mean).abs() <= 1e-5 * mean.abs().max(1.0),
             "step {total} vs mean of {each:?}"
+        );
+        // `sketch_weight` scales the sketch patterns' terms of the mean, and only those.
+        let mut weighted = model.clone();
+        weighted.config.query.align.sketch_weight = 4.0;
+        let scaled: f64 = parts
+            .iter()
+            .zip(&each)
+            .map(|(p, l)| if p.sketch_slot { 4.0 * l } else { *l })
+            .sum::<f64>()
+            / 3.0;
+        let total_weighted = run(&weighted);
+        assert!(
+            (total_weighted - scaled).abs() <= 1e-5 * scaled.abs().max(1.0),
+            "weighted step {total_weighted} vs {scaled} from {each:?}"
         );
         // The patterns differ in loss (else the test could not tell a mean from one of them).
         assert!(each.iter().any(|&l| (l - each[0]).abs() > 1e-4), "{each:?}");
