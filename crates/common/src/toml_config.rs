@@ -136,8 +136,14 @@ impl TomlLayout {
                     message: format!("expected UTF-8 text: {e}"),
                 })?;
                 let mut table = parse(&text, path)?;
-                let base = path.parent().unwrap_or(Path::new(""));
-                self.resolve_paths(&mut table, base);
+                // Absolute, so that the resolved paths (kept in checkpoints and run folders)
+                // still name the same files when read from another folder.
+                let folder = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let base = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+                self.resolve_paths(&mut table, &base);
                 (table, path.display().to_string())
             }
             TomlSource::Text { origin, text } => (parse(text, Path::new(origin))?, origin.into()),
@@ -421,6 +427,25 @@ mod tests {
             off.data.root,
             PathBuf::from("rel"),
             "--set paths stay as typed"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_named_by_a_relative_path_gives_absolute_paths() {
+        let dir = std::env::temp_dir().join(format!("next-common-rel-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        std::fs::write(dir.join("run.toml"), "[data]\nroot = \"images\"\n").unwrap();
+        // The same file, named relative to the current folder.
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count() - 1);
+        let relative = PathBuf::from(up).join(dir.strip_prefix("/").unwrap().join("run.toml"));
+        assert!(relative.is_relative() && relative.is_file());
+        let cfg: Demo = layout().load(TomlSource::File(&relative), &[]).unwrap();
+        assert!(cfg.data.root.is_absolute(), "{}", cfg.data.root.display());
+        assert_eq!(
+            cfg.data.root.canonicalize().unwrap(),
+            dir.join("images").canonicalize().unwrap()
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
