@@ -137,13 +137,15 @@ pub fn alignment_step<B: AutodiffBackend>(
         let loss = visual_pattern_loss(
             model, &batch, &fused, part, caches, sentences, scope, device,
         )?;
-        let weight = cfg.sketch_weight;
-        losses.extend(loss.map(|l| match part.sketch_slot && weight != 1.0 {
-            true => AlignLoss {
-                total: l.total.mul_scalar(weight),
-                ..l
-            },
-            false => l,
+        losses.extend(loss.map(|l| {
+            if part.sketch_slot && cfg.sketch_weight != 1.0 {
+                AlignLoss {
+                    total: l.total.mul_scalar(cfg.sketch_weight),
+                    ..l
+                }
+            } else {
+                l
+            }
         }));
     }
     losses.extend(text_pattern_loss(
