@@ -115,6 +115,8 @@ pub fn image_decode(data: &[u8]) {
         normalization: Default::default(),
         sync: Default::default(),
         random_erasing: true,
+        sketch_ink: Default::default(),
+        sketch_standardize: false,
     };
     let mut out = vec![0.0; cfg.image_len()];
     test_transform_pixels(&pixels, &cfg, &mut out);

@@ -138,9 +138,11 @@ fn query_synthetic_is_the_umm_config_with_the_query_heads_and_sketches() {
     let mut rest = query.clone();
     rest.name = umm.name.clone();
     rest.data.sketch = umm.data.sketch;
+    rest.data.sketch_ink = umm.data.sketch_ink;
+    rest.data.sketch_standardize = umm.data.sketch_standardize;
     rest.model.query = umm.model.query.clone();
     assert_eq!(
         rest, umm,
-        "configs/query_synthetic.toml differs from configs/umm_synthetic.toml outside data.sketch, [model.query] and the name"
+        "configs/query_synthetic.toml differs from configs/umm_synthetic.toml outside data.sketch*, [model.query] and the name"
     );
 }

@@ -168,6 +168,18 @@ pub enum AugmentSync {
     Synchronised,
 }
 
+/// How the grey values of a sketch are fed to the model (`data.sketch_ink`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SketchInk {
+    /// As drawn: dark ink on white paper (default).
+    #[default]
+    Dark,
+    /// Inverted: bright ink on black paper, so that a nearly white page is not one big
+    /// constant input and the zero padding of the train crop reads as paper, not as ink.
+    Bright,
+}
+
 /// Where samples without a drawn sketch of their own get a sketch from (`data.sketch`). The
 /// sketches of the sketch datasets (Market-Sketch-1K, PKU-Sketch) are always read; this switch
 /// is about the other samples.
@@ -253,6 +265,15 @@ pub struct DatasetConfig {
     /// Sketches of samples without their own: `none` (default), `folder` (`SK/`) or `xdog`.
     #[serde(default)]
     pub sketch: SketchSource,
+    /// How a sketch's lines reach the model: `dark` (default: as drawn, dark ink on white
+    /// paper) or `bright` (inverted, so the ink is the signal and the paper is black like the
+    /// padding).
+    #[serde(default)]
+    pub sketch_ink: SketchInk,
+    /// Standardise each sketch after normalising (zero mean, unit deviation per channel
+    /// plane; default false), so that the near-constant paper does not swamp the strokes.
+    #[serde(default)]
+    pub sketch_standardize: bool,
     /// Text-ReID annotation JSON; default the first of `reid_raw.json`, `ICFG-PEDES.json`,
     /// `data_captions.json` found in the root. Relative paths are taken from the config file.
     #[serde(default)]
@@ -300,6 +321,8 @@ impl DatasetConfig {
             max_image_side: default_max_image_side(),
             check_images: true,
             sketch: SketchSource::None,
+            sketch_ink: SketchInk::Dark,
+            sketch_standardize: false,
             annotations: None,
             split_seed: 0,
             eval_split: EvalSplit::Test,

@@ -44,9 +44,14 @@ impl Pixels {
 
     /// The image as one grey channel (an RGB image is converted to its luminance).
     pub fn into_grey(self) -> Pixels {
+        Pixels::Grey(self.into_luma())
+    }
+
+    /// The grey image (an RGB image converted with the luma weights).
+    pub fn into_luma(self) -> GrayImage {
         match self {
-            Pixels::Rgb(img) => Pixels::Grey(DynamicImage::ImageRgb8(img).into_luma8()),
-            grey => grey,
+            Pixels::Rgb(img) => DynamicImage::ImageRgb8(img).into_luma8(),
+            Pixels::Grey(img) => img,
         }
     }
 

@@ -52,7 +52,7 @@ pub mod xdog;
 
 pub use config::{
     AugmentSync, BadSamplePolicy, DatasetConfig, DatasetKind, EvalSplit, MissingCaptionPolicy,
-    Normalization, SketchSource, Split,
+    Normalization, SketchInk, SketchSource, Split,
 };
 pub use dataset::{
     load_dataset, Dataset, LoadReport, SampleModalities, SketchImage, TripletRecord,

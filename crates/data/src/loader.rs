@@ -4,8 +4,8 @@
 use crate::dataset::{SketchImage, TripletRecord};
 use crate::error::{DataError, Result};
 use crate::transform::{
-    decode_pixels, load_present_pixels, mix_seed, test_transform_pixels, train_transform_present,
-    train_transform_sketch, Pixels, TransformConfig,
+    decode_pixels, load_present_pixels, mix_seed, test_transform_pixels, test_transform_sketch,
+    train_transform_present, train_transform_sketch, Pixels, TransformConfig,
 };
 use crate::xdog::{xdog_sketch, XdogParams};
 use burn::tensor::backend::Backend;
@@ -271,8 +271,8 @@ pub fn load_batch(
                 if let (Some(out), Some(source)) = (sketch_out, &record.sketch) {
                     let drawn = sketch_pixels(record, source, &imgs[0])?;
                     match seed {
-                        Some(s) => train_transform_sketch(&drawn, cfg, s, out),
-                        None => test_transform_pixels(&drawn, cfg, out),
+                        Some(s) => train_transform_sketch(drawn, cfg, s, out),
+                        None => test_transform_sketch(drawn, cfg, out),
                     }
                 }
                 Ok(())

@@ -1,7 +1,7 @@
 //! Image decoding and the train/test transforms of the reference recipe, on raw `f32` buffers
 //! laid out channel-first (`[3, H, W]`), ready to be packed into a Burn tensor.
 
-use crate::config::{AugmentSync, DatasetConfig, Normalization};
+use crate::config::{AugmentSync, DatasetConfig, Normalization, SketchInk};
 pub use crate::decode::{
     decode_image, decode_pixels, load_present_pixels, load_triplet, load_triplet_pixels, Pixels,
 };
@@ -24,6 +24,10 @@ pub struct TransformConfig {
     pub sync: AugmentSync,
     /// Apply random erasing (p 0.5) in the train transform.
     pub random_erasing: bool,
+    /// Dark ink as drawn, or inverted to bright ink, on the sketches.
+    pub sketch_ink: SketchInk,
+    /// Standardise each sketch per channel plane (zero mean, unit deviation) after normalising.
+    pub sketch_standardize: bool,
 }
 
 impl TransformConfig {
@@ -34,6 +38,8 @@ impl TransformConfig {
             normalization: cfg.normalization,
             sync: cfg.augment_sync,
             random_erasing: cfg.random_erasing,
+            sketch_ink: cfg.sketch_ink,
+            sketch_standardize: cfg.sketch_standardize,
         }
     }
 
@@ -163,7 +169,7 @@ struct Draws {
 /// Train transform: bicubic resize, flip (p 0.5), pad 10, random crop, normalise, random erasing.
 /// All randomness comes from `rng`.
 pub fn train_transform(img: &RgbImage, cfg: &TransformConfig, rng: &mut SmallRng, out: &mut [f32]) {
-    train_transform_view(View::Rgb(img), cfg, rng, out);
+    train_transform_view(View::Rgb(img), cfg, rng, out, false);
 }
 
 /// [`train_transform`] of a grey or RGB image (grey counts as R = G = B).
@@ -173,10 +179,18 @@ pub fn train_transform_pixels(
     rng: &mut SmallRng,
     out: &mut [f32],
 ) {
-    train_transform_view(img.into(), cfg, rng, out);
+    train_transform_view(img.into(), cfg, rng, out, false);
 }
 
-fn train_transform_view(img: View<'_>, cfg: &TransformConfig, rng: &mut SmallRng, out: &mut [f32]) {
+/// The train transform, with each channel plane standardised before the erasing when
+/// `standardize` (sketches with `sketch_standardize`).
+fn train_transform_view(
+    img: View<'_>,
+    cfg: &TransformConfig,
+    rng: &mut SmallRng,
+    out: &mut [f32],
+    standardize: bool,
+) {
     let resized = img.resized(cfg.size, FilterType::CatmullRom);
     let img = resized.as_ref().map_or(img, View::from);
     let draws = Draws {
@@ -189,6 +203,9 @@ fn train_transform_view(img: View<'_>, cfg: &TransformConfig, rng: &mut SmallRng
     match img.raw() {
         (raw, 1) => flip_pad_crop::<1>(raw, h, w, draws, &lut, out),
         (raw, _) => flip_pad_crop::<3>(raw, h, w, draws, &lut, out),
+    }
+    if standardize {
+        standardize_planes(out, h * w);
     }
     if cfg.random_erasing {
         random_erasing(out, h, w, rng);
@@ -322,11 +339,57 @@ pub fn train_transform_present(
     }
 }
 
+/// The grey sketch that enters the transforms: `sketch` in grey (a colour file is converted),
+/// inverted when the ink is configured bright.
+pub fn sketch_input(sketch: Pixels, ink: SketchInk) -> GrayImage {
+    let mut grey = sketch.into_luma();
+    if ink == SketchInk::Bright {
+        image::imageops::invert(&mut grey);
+    }
+    grey
+}
+
 /// Train-transform the sketch of a sample with the sample's seed `seed`: its own random draws
-/// (stream 3), or those of the spectra when the augmentation is synchronised.
-pub fn train_transform_sketch(sketch: &Pixels, cfg: &TransformConfig, seed: u64, out: &mut [f32]) {
+/// (stream 3), or those of the spectra when the augmentation is synchronised; grey, with the
+/// configured ink ([`sketch_input`]).
+pub fn train_transform_sketch(sketch: Pixels, cfg: &TransformConfig, seed: u64, out: &mut [f32]) {
     let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, cfg.stream(3)]));
-    train_transform_pixels(sketch, cfg, &mut rng, out);
+    let grey = sketch_input(sketch, cfg.sketch_ink);
+    train_transform_view(
+        View::Grey(&grey),
+        cfg,
+        &mut rng,
+        out,
+        cfg.sketch_standardize,
+    );
+}
+
+/// Test-transform a sketch: grey, with the configured ink ([`sketch_input`]).
+pub fn test_transform_sketch(sketch: Pixels, cfg: &TransformConfig, out: &mut [f32]) {
+    let grey = sketch_input(sketch, cfg.sketch_ink);
+    test_transform_view(View::Grey(&grey), cfg, out);
+    if cfg.sketch_standardize {
+        standardize_planes(out, (cfg.size[0] * cfg.size[1]) as usize);
+    }
+}
+
+/// Give each channel plane (`plane` values) of `out` zero mean and unit standard deviation (a
+/// constant plane becomes zeros): the paper of a sketch, which is nearly all of it, then sits
+/// near zero and the strokes carry the values.
+fn standardize_planes(out: &mut [f32], plane: usize) {
+    for values in planes(out, plane) {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let scale = if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 };
+        for v in values.iter_mut() {
+            *v = ((f64::from(*v) - mean) * scale) as f32;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -345,6 +408,8 @@ mod tests {
             normalization: Normalization::Half,
             sync,
             random_erasing: true,
+            sketch_ink: SketchInk::Dark,
+            sketch_standardize: false,
         }
     }
 
@@ -411,6 +476,48 @@ mod tests {
                 train_transform(&rgb, &c, &mut SmallRng::seed_from_u64(seed), &mut b);
                 assert_eq!(a, b, "seed {seed}");
             }
+        }
+    }
+
+    #[test]
+    fn a_bright_ink_sketch_is_the_inverted_drawing_and_its_padding_is_paper() {
+        // Dark ink (value 20) on white paper (255), grey, 16 x 32.
+        let ink = |x: u32, y: u32| (x + y) % 5 == 0;
+        let drawing = GrayImage::from_fn(16, 32, |x, y| {
+            image::Luma([if ink(x, y) { 20 } else { 255 }])
+        });
+        let inverted = GrayImage::from_fn(16, 32, |x, y| {
+            image::Luma([if ink(x, y) { 235 } else { 0 }])
+        });
+        let dark = TransformConfig {
+            random_erasing: false,
+            ..cfg(AugmentSync::Independent)
+        };
+        let bright = TransformConfig {
+            sketch_ink: SketchInk::Bright,
+            ..dark
+        };
+        let len = dark.image_len();
+        let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+        // Dark ink is the drawing as it is, in grey even from an RGB file.
+        let rgb = Pixels::Grey(drawing.clone()).into_rgb();
+        test_transform_sketch(Pixels::Rgb(rgb), &dark, &mut a);
+        test_transform_pixels(&Pixels::Grey(drawing.clone()), &dark, &mut b);
+        assert_eq!(a, b);
+        // Bright ink is the inverted drawing, at test and train time.
+        test_transform_sketch(Pixels::Grey(drawing.clone()), &bright, &mut a);
+        test_transform_pixels(&Pixels::Grey(inverted.clone()), &dark, &mut b);
+        assert_eq!(a, b);
+        let lut = dark.lut();
+        let mut padded = false;
+        for seed in 0..16 {
+            train_transform_sketch(Pixels::Grey(drawing.clone()), &bright, seed, &mut a);
+            let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, bright.stream(3)]));
+            train_transform_pixels(&Pixels::Grey(inverted.clone()), &dark, &mut rng, &mut b);
+            assert_eq!(a, b, "seed {seed}");
+            // The inverted paper is black, the value of the zero padding: a crop of the page
+            // gets no ink frame, only paper and the drawn ink.
+            assert!(a.iter().all(|&v| v == lut[0][0] || v == lut[0][235]));
         }
     }
 

@@ -8,7 +8,7 @@ use crate::TrainError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use next_common::{ModalitySet, QueryModality};
-use next_data::transform::{decode_image, test_transform};
+use next_data::transform::{decode_image, decode_pixels, test_transform, test_transform_sketch};
 use next_data::{Dataset, TransformConfig, TripletBatch};
 use next_metrics::{Features, SampleMeta};
 use next_model::NextModel;
@@ -70,16 +70,21 @@ impl QuerySpec {
     }
 }
 
-/// Decode `path` with the test transform into a `[1, 3, H, W]` tensor.
+/// Decode `path` with the test transform (of a sketch when `sketch`: grey, with the configured
+/// ink) into a `[1, 3, H, W]` tensor.
 fn image_tensor<B: Backend>(
     path: &std::path::Path,
     transform: &TransformConfig,
+    sketch: bool,
     device: &B::Device,
 ) -> Result<Tensor<B, 4>, TrainError> {
     let [h, w] = transform.size.map(|v| v as usize);
     let mut buffer = vec![0.0f32; 3 * h * w];
-    let img = decode_image(path)?;
-    test_transform(&img, transform, &mut buffer);
+    if sketch {
+        test_transform_sketch(decode_pixels(path)?, transform, &mut buffer);
+    } else {
+        test_transform(&decode_image(path)?, transform, &mut buffer);
+    }
     Ok(Tensor::from_data(
         TensorData::new(buffer, [1, 3, h, w]),
         device,
@@ -103,11 +108,11 @@ pub fn embed_query<B: Backend>(
     let mut images = [blank(), blank(), blank()];
     for (slot, path) in images.iter_mut().zip(&spec.images) {
         if let Some(path) = path {
-            *slot = image_tensor::<B>(path, &transform, device)?;
+            *slot = image_tensor::<B>(path, &transform, false, device)?;
         }
     }
     let sketch = match &spec.sketch {
-        Some(path) => Some(image_tensor::<B>(path, &transform, device)?),
+        Some(path) => Some(image_tensor::<B>(path, &transform, true, device)?),
         None => None,
     };
     let mut embeddings = Vec::new();
