@@ -509,7 +509,6 @@ mod tests {
         test_transform_pixels(&Pixels::Grey(inverted.clone()), &dark, &mut b);
         assert_eq!(a, b);
         let lut = dark.lut();
-        let mut padded = false;
         for seed in 0..16 {
             train_transform_sketch(Pixels::Grey(drawing.clone()), &bright, seed, &mut a);
             let mut rng = SmallRng::seed_from_u64(mix_seed(&[seed, bright.stream(3)]));
@@ -519,6 +518,63 @@ mod tests {
             // gets no ink frame, only paper and the drawn ink.
             assert!(a.iter().all(|&v| v == lut[0][0] || v == lut[0][235]));
         }
+    }
+
+    /// The mean and the population standard deviation of each of the three planes of `out`.
+    fn plane_moments(out: &[f32]) -> Vec<(f64, f64)> {
+        out.chunks(out.len() / 3)
+            .map(|p| {
+                let n = p.len() as f64;
+                let mean = p.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+                let var = p.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+                (mean, var.sqrt())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_standardised_sketch_has_zero_mean_unit_spread_planes_and_a_blank_page_is_zero() {
+        let drawing = GrayImage::from_fn(16, 32, |x, y| {
+            image::Luma([if (x * 3 + y) % 7 == 0 { 30 } else { 250 }])
+        });
+        let plain = TransformConfig {
+            random_erasing: false,
+            normalization: Normalization::Clip,
+            sketch_ink: SketchInk::Bright,
+            ..cfg(AugmentSync::Independent)
+        };
+        let std = TransformConfig {
+            sketch_standardize: true,
+            ..plain
+        };
+        let len = std.image_len();
+        let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+        test_transform_sketch(Pixels::Grey(drawing.clone()), &std, &mut a);
+        test_transform_sketch(Pixels::Grey(drawing.clone()), &plain, &mut b);
+        for (mean, sd) in plane_moments(&a) {
+            assert!(mean.abs() < 1e-5 && (sd - 1.0).abs() < 1e-5, "{mean} {sd}");
+        }
+        // Standardising is an affine map of each plane of the plain transform: the ink and
+        // paper keep their order, only offset and scale change.
+        let plane = len / 3;
+        for c in 0..3 {
+            let (p, q) = (&a[c * plane..(c + 1) * plane], &b[c * plane..(c + 1) * plane]);
+            let (mean, sd) = plane_moments(&b)[c];
+            for (x, y) in p.iter().zip(q) {
+                assert!((f64::from(*x) - (f64::from(*y) - mean) / sd).abs() < 1e-4);
+            }
+        }
+        // At train time too (erasing off), whatever the flip and the crop draw.
+        for seed in 0..8 {
+            train_transform_sketch(Pixels::Grey(drawing.clone()), &std, seed, &mut a);
+            for (mean, sd) in plane_moments(&a) {
+                assert!(mean.abs() < 1e-5 && (sd - 1.0).abs() < 1e-5, "seed {seed}");
+            }
+        }
+        // A blank page has nothing to standardise: zeros, not a division by zero.
+        let blank = GrayImage::from_pixel(16, 32, image::Luma([255]));
+        test_transform_sketch(Pixels::Grey(blank), &std, &mut a);
+        assert!(a.iter().all(|&v| v == 0.0));
     }
 
     #[test]
