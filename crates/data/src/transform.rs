@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn a_bright_ink_sketch_is_the_inverted_drawing_and_its_padding_is_paper() {
         // Dark ink (value 20) on white paper (255), grey, 16 x 32.
-        let ink = |x: u32, y: u32| (x + y) % 5 == 0;
+        let ink = |x: u32, y: u32| (x + y).is_multiple_of(5);
         let drawing = GrayImage::from_fn(16, 32, |x, y| {
             image::Luma([if ink(x, y) { 20 } else { 255 }])
         });
@@ -526,7 +526,11 @@ mod tests {
             .map(|p| {
                 let n = p.len() as f64;
                 let mean = p.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                let var = p.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+                let var = p
+                    .iter()
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
                 (mean, var.sqrt())
             })
             .collect()
@@ -535,7 +539,11 @@ mod tests {
     #[test]
     fn a_standardised_sketch_has_zero_mean_unit_spread_planes_and_a_blank_page_is_zero() {
         let drawing = GrayImage::from_fn(16, 32, |x, y| {
-            image::Luma([if (x * 3 + y) % 7 == 0 { 30 } else { 250 }])
+            image::Luma([if (x * 3 + y).is_multiple_of(7) {
+                30
+            } else {
+                250
+            }])
         });
         let plain = TransformConfig {
             random_erasing: false,
@@ -558,7 +566,10 @@ mod tests {
         // paper keep their order, only offset and scale change.
         let plane = len / 3;
         for c in 0..3 {
-            let (p, q) = (&a[c * plane..(c + 1) * plane], &b[c * plane..(c + 1) * plane]);
+            let (p, q) = (
+                &a[c * plane..(c + 1) * plane],
+                &b[c * plane..(c + 1) * plane],
+            );
             let (mean, sd) = plane_moments(&b)[c];
             for (x, y) in p.iter().zip(q) {
                 assert!((f64::from(*x) - (f64::from(*y) - mean) / sd).abs() < 1e-4);
