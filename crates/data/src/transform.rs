@@ -378,18 +378,28 @@ pub fn test_transform_sketch(sketch: Pixels, cfg: &TransformConfig, out: &mut [f
 /// near zero and the strokes carry the values.
 fn standardize_planes(out: &mut [f32], plane: usize) {
     for values in planes(out, plane) {
-        let n = values.len().max(1) as f64;
-        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = values
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let scale = if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 };
+        let (mean, deviation) = mean_and_deviation(values);
+        let scale = if deviation > 1e-6 {
+            1.0 / deviation
+        } else {
+            0.0
+        };
         for v in values.iter_mut() {
             *v = ((f64::from(*v) - mean) * scale) as f32;
         }
     }
+}
+
+/// The mean and the population standard deviation of `values` (zeros when empty).
+fn mean_and_deviation(values: &[f32]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var.sqrt())
 }
 
 #[cfg(test)]
@@ -522,18 +532,7 @@ mod tests {
 
     /// The mean and the population standard deviation of each of the three planes of `out`.
     fn plane_moments(out: &[f32]) -> Vec<(f64, f64)> {
-        out.chunks(out.len() / 3)
-            .map(|p| {
-                let n = p.len() as f64;
-                let mean = p.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                let var = p
-                    .iter()
-                    .map(|&v| (f64::from(v) - mean).powi(2))
-                    .sum::<f64>()
-                    / n;
-                (mean, var.sqrt())
-            })
-            .collect()
+        out.chunks(out.len() / 3).map(mean_and_deviation).collect()
     }
 
     #[test]
